@@ -1,0 +1,270 @@
+// TrapAlert: one environment (dev or prod) in one resource group. Both environments deploy this template;
+// only the parameter files (parameters/dev.json, parameters/prod.json) differ, and they set the same
+// parameters.
+//
+//   az deployment group what-if --resource-group <rg> --template-file infra/main.bicep \
+//     --parameters @infra/parameters/dev.json postgresAdminPassword=... scoringApiKey=... scoringImage=...
+//
+// Names of queues, containers and the webhook route are those of functions/names.py; tests/infra checks
+// that they stay equal.
+
+import { kvSecretName } from 'modules/naming.bicep'
+
+@description('Environment name; part of every resource name.')
+@allowed([
+  'dev'
+  'prod'
+])
+param environmentName string
+
+param location string = resourceGroup().location
+
+@description('Prefix of resource names.')
+@maxLength(10)
+param namePrefix string = 'trapalert'
+
+// ---- photos and privacy
+@description('Days after which photos and raw emails are deleted (photos of people are personal data).')
+@minValue(1)
+param photoRetentionDays int
+
+@description('Parks that set a shorter retention: {"<park-id>": days}.')
+param parkPhotoRetentionDays object
+
+// ---- Function app
+@description('Always-ready instances of the Function app (Flex Consumption). Empty in dev (scale to zero).')
+param functionAlwaysReady array
+
+param functionMaximumInstanceCount int
+param functionInstanceMemoryMB int
+
+@description('App setting names of notification channel secrets, e.g. EARTHRANGER_TOKEN, CMORE_PASSWORD.')
+param channelSecretNames array
+
+// ---- scoring service
+@allowed([
+  'T4'
+  'A100'
+])
+param scoringGpu string
+
+@description('Scoring replicas kept warm: 0 in dev (cold start on first request), at least 1 in prod.')
+@minValue(0)
+param scoringMinReplicas int
+
+param scoringMaxReplicas int
+param scoringConcurrentRequests int
+
+@description('Scoring image; the pipeline passes the tag it built. The default is a placeholder.')
+param scoringImage string = 'mcr.microsoft.com/k8se/quickstart:latest'
+
+param scoringTargetPort int
+
+@description('Shared container registry (infra/registry.bicep) and its resource group.')
+param registryName string
+param registryResourceGroup string
+
+// ---- database
+param postgresSkuName string
+param postgresSkuTier string
+param postgresStorageGB int
+param postgresBackupRetentionDays int
+param postgresHighAvailability bool
+param postgresFirewallRules array
+param postgresAllowAzureServices bool
+
+// ---- Key Vault
+param keyVaultPurgeProtection bool
+
+@description('Entra object ids of operators who set secrets (Key Vault Secrets Officer).')
+param secretOfficerPrincipalIds array
+
+@secure()
+param postgresAdminPassword string
+
+@secure()
+param scoringApiKey string
+
+@secure()
+param sendgridApiKey string = ''
+
+@secure()
+param sendgridWebhookPublicKey string = ''
+
+@secure()
+@description('Channel secrets by app setting name; each must be listed in channelSecretNames.')
+param channelSecrets object = {}
+
+// ---- names shared with the application (functions/names.py)
+var queueNames = [
+  'process-image'
+  'send-alert'
+  'process-image-poison'
+  'send-alert-poison'
+]
+var containerNames = [
+  'images'
+  'raw-emails'
+  'annotated'
+]
+var photoContainers = [
+  'images'
+  'raw-emails'
+  'annotated'
+]
+var parkLayoutContainers = [
+  'images'
+  'annotated'
+]
+var inboundRoute = 'inbound/sendgrid'
+
+// App settings whose values are secrets (names from functions/settings.py plus the channel secrets).
+var secretSettingNames = concat([
+  'DATABASE_URL'
+  'SCORING_API_KEY'
+  'SENDGRID_API_KEY'
+  'SENDGRID_WEBHOOK_PUBLIC_KEY'
+  'APPLICATIONINSIGHTS_CONNECTION_STRING'
+], channelSecretNames)
+
+var suffix = take(uniqueString(subscription().id, resourceGroup().id, environmentName), 6)
+var baseName = '${namePrefix}-${environmentName}'
+var tags = {
+  application: 'trapalert'
+  environment: environmentName
+  'azd-env-name': environmentName
+}
+var names = {
+  storage: take(toLower('st${namePrefix}${environmentName}${suffix}'), 24)
+  keyVault: take('kv-${namePrefix}-${environmentName}-${suffix}', 24)
+  postgres: 'psql-${baseName}-${suffix}'
+  functionApp: 'func-${baseName}-${suffix}'
+  monitoring: baseName
+  scoring: 'scoring-${baseName}'
+}
+
+module network 'modules/network.bicep' = {
+  name: 'network'
+  params: {
+    location: location
+    name: baseName
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    name: names.monitoring
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    name: names.storage
+    containers: containerNames
+    queues: queueNames
+    photoContainers: photoContainers
+    parkLayoutContainers: parkLayoutContainers
+    photoRetentionDays: photoRetentionDays
+    parkPhotoRetentionDays: parkPhotoRetentionDays
+    tags: tags
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    location: location
+    name: names.keyVault
+    tags: tags
+    enablePurgeProtection: keyVaultPurgeProtection
+    secretOfficerPrincipalIds: secretOfficerPrincipalIds
+    appInsightsName: monitoring.outputs.appInsightsName
+    scoringApiKey: scoringApiKey
+    sendgridApiKey: sendgridApiKey
+    sendgridWebhookPublicKey: sendgridWebhookPublicKey
+    channelSecrets: channelSecrets
+  }
+}
+
+module postgres 'modules/postgres.bicep' = {
+  name: 'postgres'
+  params: {
+    location: location
+    name: names.postgres
+    tags: tags
+    skuName: postgresSkuName
+    skuTier: postgresSkuTier
+    storageSizeGB: postgresStorageGB
+    backupRetentionDays: postgresBackupRetentionDays
+    highAvailability: postgresHighAvailability
+    administratorPassword: postgresAdminPassword
+    functionOutboundIp: network.outputs.outboundIp
+    firewallRules: postgresFirewallRules
+    allowAzureServices: postgresAllowAzureServices
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
+module scoring 'modules/scoring.bicep' = {
+  name: 'scoring'
+  params: {
+    location: location
+    name: names.scoring
+    tags: tags
+    infrastructureSubnetId: network.outputs.containerAppsSubnetId
+    vnetId: network.outputs.vnetId
+    logAnalyticsWorkspaceName: monitoring.outputs.workspaceName
+    gpu: scoringGpu
+    image: scoringImage
+    registryServer: '${registryName}.azurecr.io'
+    registryName: registryName
+    registryResourceGroup: registryResourceGroup
+    targetPort: scoringTargetPort
+    minReplicas: scoringMinReplicas
+    maxReplicas: scoringMaxReplicas
+    concurrentRequests: scoringConcurrentRequests
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    name: names.functionApp
+    tags: tags
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    subnetId: network.outputs.functionsSubnetId
+    scoringUrl: scoring.outputs.url
+    secretSettingNames: secretSettingNames
+    alwaysReady: functionAlwaysReady
+    maximumInstanceCount: functionMaximumInstanceCount
+    instanceMemoryMB: functionInstanceMemoryMB
+  }
+  dependsOn: [
+    postgres
+  ]
+}
+
+@description('Give this URL to SendGrid Inbound Parse (Settings > Inbound Parse > Destination URL).')
+output sendgridWebhookUrl string = 'https://${functionApp.outputs.defaultHostName}/api/${inboundRoute}'
+output functionAppName string = functionApp.outputs.name
+output scoringAppName string = scoring.outputs.appName
+output scoringUrl string = scoring.outputs.url
+output scoringWorkloadProfile string = scoring.outputs.workloadProfileType
+output keyVaultName string = keyVault.outputs.name
+output storageAccountName string = storage.outputs.name
+output postgresServerName string = postgres.outputs.serverName
+output postgresFqdn string = postgres.outputs.fqdn
+output outboundIp string = network.outputs.outboundIp
+output databaseUrlSecretName string = kvSecretName('DATABASE_URL')
+output AZURE_CONTAINER_REGISTRY_ENDPOINT string = '${registryName}.azurecr.io'
