@@ -1,0 +1,1 @@
+"""TrapAlert: real-time anti-poaching alerts from camera-trap emails."""

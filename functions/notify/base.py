@@ -1,0 +1,301 @@
+"""The notification port: what an alert looks like to a channel, and what a channel adapter promises.
+
+Every adapter (built-in or third-party) turns an :class:`AlertNotice` into requests to one external system
+and answers with a :class:`DeliveryResult`, or raises one of the three named errors below. Adapters hold no
+database state: whatever they need to update the same remote object later (an EarthRanger event id, a
+camera-trap ``group_id``, a CMORE root message id) goes into ``DeliveryResult.state``, which the caller
+stores with the delivery record and hands back as ``previous`` for updates.
+
+Secrets never appear in a channel's config: the config names the app setting that holds the secret
+(``{"token_setting": "EARTHRANGER_TOKEN_PARKX"}``) and the adapter asks a :class:`SecretResolver` for
+its value when it is built. Secret values are never logged, never put in errors, never stored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+NOTICE_SCHEMA_VERSION = 1
+
+Category = str  # "person" | "vehicle" | "animal" (MegaDetector names); adapters accept any string
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+class NotifyError(Exception):
+    """Base of every error an adapter raises on purpose."""
+
+
+class DeliveryError(NotifyError):
+    """A delivery failed.
+
+    ``partial`` is set when something was already created on the remote side before the failure (an
+    EarthRanger event whose photo upload then failed, a CMORE event whose photo comment failed). The caller
+    stores it like a successful result and passes it back on the next attempt (``send_new(notice,
+    resume=partial)`` or ``send_update(notice, previous=partial)``) so that nothing is created twice.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, partial: DeliveryResult | None = None):
+        super().__init__(message)
+        self.status = status
+        self.partial = partial
+
+
+class TransientDeliveryError(DeliveryError):
+    """Try again later: timeouts, connection errors, 5xx, 429. ``retry_after`` in seconds when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        partial: DeliveryResult | None = None,
+    ):
+        super().__init__(message, status=status, partial=partial)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The remote system rejected the request for good (bad request, unknown event type, bad credentials).
+
+    Retrying the same request will not help; the message says what to fix.
+    """
+
+
+class ChannelConfigError(PermanentDeliveryError):
+    """The channel's configuration is invalid or a secret setting it names is missing.
+
+    A subclass of PermanentDeliveryError: retrying cannot help until an operator fixes the channel.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------- models
+class ParkRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: int
+    slug: str
+    name: str
+
+
+class CameraRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: int
+    name: str
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    timezone: str = "UTC"
+    zone: str | None = None
+
+    @property
+    def has_location(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+
+class DetectionRef(BaseModel):
+    """One detection in MegaDetector form: ``bbox`` = [x_min, y_min, width, height], normalized, top-left."""
+
+    model_config = ConfigDict(frozen=True)
+    category: Category
+    conf: float = Field(ge=0, le=1)
+    bbox: tuple[float, float, float, float]
+
+
+class AlertNotice(BaseModel):
+    """Everything a channel needs to tell rangers about one alert (or one update of it).
+
+    ``photo_jpeg`` is the annotated photo (see :mod:`functions.notify.annotate`) of the image that caused
+    this notice; it is never serialized (``model_dump`` leaves it out). ``photo_filename`` should be unique
+    per image (e.g. ``<sha256>.jpg``): EarthRanger's camera-trap endpoint de-duplicates on it.
+    ``photo_url`` is a time-limited link to the original photo (SAS, hours), ``map_url`` a link to the
+    camera's position, ``ops_url`` a link to the alert in the operator UI.
+    """
+
+    schema_version: Literal[1] = NOTICE_SCHEMA_VERSION
+    alert_id: int
+    kind: Literal["new", "update", "health", "ops"] = "new"
+    park: ParkRef
+    camera: CameraRef
+    categories: list[Category] = Field(default_factory=list)
+    max_conf: float = Field(default=0.0, ge=0, le=1)
+    mean_conf: float = Field(default=0.0, ge=0, le=1)
+    image_count: int = Field(default=1, ge=0)
+    started_at: AwareDatetime
+    updated_at: AwareDatetime
+    title: str
+    summary: str = ""
+    photo_jpeg: bytes | None = Field(default=None, exclude=True, repr=False)
+    photo_filename: str = "alert.jpg"
+    photo_url: str | None = None
+    map_url: str | None = None
+    ops_url: str | None = None
+    correlation_id: str = ""
+    detections: list[DetectionRef] = Field(default_factory=list)
+
+    @field_validator("photo_filename")
+    @classmethod
+    def _safe_filename(cls, v: str) -> str:
+        v = re.sub(r"[^A-Za-z0-9._-]+", "_", v.strip()).strip("._") or "alert.jpg"
+        return v[:120]
+
+    # -- helpers shared by the adapters (pure, no I/O)
+    def what_seen(self) -> str:
+        """'person, vehicle' (in the order given), or 'activity' when no category is known."""
+        return ", ".join(dict.fromkeys(self.categories)) or "activity"
+
+    def local_time(self, which: Literal["started", "updated"] = "started") -> datetime:
+        """The time in the camera's timezone (UTC when the zone name is unknown)."""
+        ts = self.started_at if which == "started" else self.updated_at
+        try:
+            return ts.astimezone(ZoneInfo(self.camera.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            return ts.astimezone(ZoneInfo("UTC"))
+
+    def update_key(self) -> str:
+        """Identifies this notice among the updates of one alert (used to make updates idempotent)."""
+        return f"{self.kind}:{self.image_count}:{self.photo_filename}:{self.updated_at.isoformat()}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """JSON-ready dict without the photo bytes (the photo travels as ``photo_url``)."""
+        return self.model_dump(mode="json")
+
+
+class Channel(BaseModel):
+    """A configured destination of one park (a row of the channels table)."""
+
+    id: int
+    park_id: int
+    kind: str = Field(min_length=1)
+    name: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    zone: str | None = None  # deliver only alerts of cameras in this zone (None: the whole park)
+    enabled: bool = True
+
+
+class DeliveryResult(BaseModel):
+    """What a delivery left on the remote side: an id to show to people, and state for later updates.
+
+    ``state`` must be JSON-serializable (the caller stores it as JSONB). Never put secrets in it.
+    """
+
+    external_id: str | None = None
+    state: dict[str, Any] = Field(default_factory=dict)
+
+
+class HttpSettings(BaseModel):
+    """Network behaviour shared by all adapters of a process (per-channel ``timeout_s`` overrides)."""
+
+    timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    user_agent: str = "TrapAlert/0.1 (+https://github.com/trapalert)"
+
+
+# ---------------------------------------------------------------------------------------------------- port
+@runtime_checkable
+class Notifier(Protocol):
+    """What every channel adapter implements.
+
+    ``send_new`` creates the remote object (event, message, email) for a new alert; ``send_update`` adds
+    to the object ``previous`` describes (never a new event where the system allows that). Both return
+    the result to store, and raise TransientDeliveryError / PermanentDeliveryError / ChannelConfigError.
+    ``resume`` is the ``partial`` of a previous failed ``send_new`` attempt (None on the first attempt).
+    """
+
+    kind: str
+
+    def send_new(self, notice: AlertNotice, *, resume: DeliveryResult | None = None) -> DeliveryResult: ...
+
+    def send_update(self, notice: AlertNotice, previous: DeliveryResult) -> DeliveryResult: ...
+
+
+SecretResolver = Callable[[str], str]
+"""``resolver(setting_name) -> value``; raises ChannelConfigError naming the setting when it is missing."""
+
+
+class EnvSecrets:
+    """Reads secrets from environment variables (Azure app settings; Key Vault references resolve to them).
+
+    ``extra`` (e.g. the Values of local.settings.json) is consulted after the environment.
+    """
+
+    _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
+
+    def __init__(self, environ: Mapping[str, str] | None = None, extra: Mapping[str, str] | None = None):
+        self._environ = os.environ if environ is None else environ
+        self._extra = dict(extra or {})
+
+    def __call__(self, name: str) -> str:
+        if not isinstance(name, str) or not self._NAME.match(name):
+            raise ChannelConfigError(f"invalid secret setting name {name!r}")
+        value = self._environ.get(name)
+        if value in (None, ""):
+            value = self._extra.get(name)
+        if value in (None, ""):
+            raise ChannelConfigError(
+                f"secret setting {name} is not set (add it as an app setting / Key Vault reference)"
+            )
+        return value
+
+    def __repr__(self) -> str:  # never show values
+        return "EnvSecrets(<environment>)"
+
+
+def parse_config(model: type[BaseModel], channel: Channel) -> Any:
+    """Validate ``channel.config`` with ``model``; a failure becomes ChannelConfigError listing each field."""
+    try:
+        return model.model_validate(channel.config)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in err["loc"]) or "(config)"
+            problems.append(f"{where}: {err['msg']}")
+        raise ChannelConfigError(
+            f"channel {channel.id} ({channel.kind} {channel.name!r}): invalid config: " + "; ".join(problems)
+        ) from None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or HTTP-date), None if absent or unparseable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+        return seconds if seconds >= 0 else None
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    delta = (when - datetime.now(when.tzinfo)).total_seconds()
+    return max(0.0, delta)
+
+
+def error_for_status(
+    service: str, status: int, detail: str = "", retry_after: float | None = None
+) -> DeliveryError:
+    """The error a non-2xx answer means: 408/425/429/5xx transient, other 4xx (and 3xx) permanent."""
+    detail = (detail or "").strip().replace("\n", " ")[:300]
+    msg = f"{service} answered {status}" + (f": {detail}" if detail else "")
+    if status in (408, 425, 429) or status >= 500:
+        return TransientDeliveryError(msg, retry_after=retry_after, status=status)
+    return PermanentDeliveryError(msg, status=status)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Replace every secret value occurring in ``text`` (for messages built from remote answers)."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
