@@ -1,0 +1,60 @@
+"""TrapAlert's Azure Functions: bindings only. Each trigger parses its input and calls into functions/.
+
+camera trap --email--> SendGrid Inbound Parse --POST--> process-email --queue--> process-image
+    --HTTP--> scoring service; --queue--> send-alert --> EarthRanger / CMORE / email / webhook
+Each work queue has a poison queue watched by a monitor; a timer watches camera health.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions import names
+from functions.bootstrap import services
+from functions.handlers import camera_health, poison, process_email, process_image, send_alert
+from functions.messages import ProcessImage, SendAlert
+from functions.middleware import run_queue_handler
+
+STORAGE = "AzureWebJobsStorage"
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.function_name("process-email")
+@app.route(route=names.INBOUND_ROUTE, methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@app.queue_output(arg_name="images", queue_name=names.PROCESS_IMAGE_QUEUE, connection=STORAGE)
+def process_email_http(req: func.HttpRequest, images: func.Out[list[str]]) -> func.HttpResponse:
+    response, messages = process_email.handle(req, services())
+    if messages:
+        images.set(messages)
+    return response
+
+
+@app.function_name("process-image")
+@app.queue_trigger(arg_name="msg", queue_name=names.PROCESS_IMAGE_QUEUE, connection=STORAGE)
+def process_image_queue(msg: func.QueueMessage) -> None:
+    run_queue_handler(names.PROCESS_IMAGE_QUEUE, msg, ProcessImage, process_image.handle)
+
+
+@app.function_name("send-alert")
+@app.queue_trigger(arg_name="msg", queue_name=names.SEND_ALERT_QUEUE, connection=STORAGE)
+def send_alert_queue(msg: func.QueueMessage) -> None:
+    run_queue_handler(names.SEND_ALERT_QUEUE, msg, SendAlert, send_alert.handle)
+
+
+@app.function_name("process-image-poison")
+@app.queue_trigger(arg_name="msg", queue_name=names.poison_queue(names.PROCESS_IMAGE_QUEUE), connection=STORAGE)
+def process_image_poison(msg: func.QueueMessage) -> None:
+    poison.record(names.poison_queue(names.PROCESS_IMAGE_QUEUE), msg, services())
+
+
+@app.function_name("send-alert-poison")
+@app.queue_trigger(arg_name="msg", queue_name=names.poison_queue(names.SEND_ALERT_QUEUE), connection=STORAGE)
+def send_alert_poison(msg: func.QueueMessage) -> None:
+    poison.record(names.poison_queue(names.SEND_ALERT_QUEUE), msg, services())
+
+
+@app.function_name("camera-health")
+@app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)
+def camera_health_timer(timer: func.TimerRequest) -> None:
+    camera_health.handle(timer, services())

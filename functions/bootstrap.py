@@ -1,0 +1,52 @@
+"""Builds the real adapters from the settings, once per process (the composition root)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+from .adapters.storage import Storage
+from .db import Database
+from .settings import Settings, SettingsError, get_settings
+
+
+@dataclass
+class Services:
+    """What handlers need, built lazily from settings: database, storage and (later) the other adapters."""
+
+    settings: Settings
+
+    @cached_property
+    def db(self) -> Database:
+        if self.settings.database_url is None:
+            raise SettingsError("DATABASE_URL is not set")
+        return Database(self.settings.database_url.get_secret_value(), self.settings.database_pool_max)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage(connection_string=self.settings.storage_connection,
+                       account_name=self.settings.storage_account_name)
+
+
+_services: Services | None = None
+_lock = threading.Lock()
+
+
+def services() -> Services:
+    """The Services of this process."""
+    global _services
+    with _lock:
+        if _services is None:
+            _services = Services(get_settings())
+        return _services
+
+
+def reset_services() -> None:
+    """Forget the process's services (tests and the CLI use it after changing settings)."""
+    global _services
+    with _lock:
+        if _services is not None and "db" in _services.__dict__:
+            _services.db.close()
+        _services = None
+        get_settings.cache_clear()

@@ -1,0 +1,117 @@
+"""PostgreSQL access: a small thread-safe connection pool and transactions with parameterized queries."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import psycopg2.extras
+import psycopg2.pool
+
+# Errors that mean "the database is not reachable right now": callers answer 5xx / let the message retry.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached; the operation may succeed later."""
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database (psycopg2, RealDictCursor rows)."""
+
+    def __init__(self, url: str, max_connections: int = 8, connect_timeout_s: int = 5):
+        self.url = url
+        self._max = max_connections
+        self._connect_timeout_s = connect_timeout_s
+        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+        with self._lock:
+            if self._pool is None:
+                try:
+                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                        0, self._max, self.url, connect_timeout=self._connect_timeout_s,
+                        application_name="trapalert")
+                except TRANSIENT_DB_ERRORS as exc:
+                    raise DatabaseUnavailable(f"database unreachable: {_first_line(exc)}") from exc
+            return self._pool
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        pool = self._get_pool()
+        conn = None
+        for attempt in range(3):
+            try:
+                conn = pool.getconn()
+                if conn.closed:
+                    pool.putconn(conn, close=True)
+                    conn = None
+                    continue
+                break
+            except psycopg2.pool.PoolError:
+                time.sleep(0.05 * (attempt + 1))
+            except TRANSIENT_DB_ERRORS as exc:
+                raise DatabaseUnavailable(f"database unreachable: {_first_line(exc)}") from exc
+        if conn is None:
+            try:
+                conn = pool.getconn()
+            except (psycopg2.pool.PoolError, *TRANSIENT_DB_ERRORS) as exc:
+                raise DatabaseUnavailable(f"no database connection: {_first_line(exc)}") from exc
+        broken = False
+        try:
+            yield conn
+        except TRANSIENT_DB_ERRORS:
+            broken = True
+            raise
+        finally:
+            if conn.closed:
+                broken = True
+            pool.putconn(conn, close=broken)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg2.extras.RealDictCursor]:
+        """A cursor in one transaction: committed on success, rolled back on error."""
+        try:
+            with self.connection() as conn:
+                try:
+                    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                        yield cur
+                    conn.commit()
+                except BaseException:
+                    if not conn.closed:
+                        conn.rollback()
+                    raise
+        except TRANSIENT_DB_ERRORS as exc:
+            raise DatabaseUnavailable(f"database error: {_first_line(exc)}") from exc
+
+    def fetchall(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            return [dict(r) for r in cur.fetchall()]
+
+    def fetchone(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            return dict(row) if row is not None else None
+
+    def execute(self, sql: str, params: Any = None) -> int:
+        with self.transaction() as cur:
+            cur.execute(sql, params)
+            return cur.rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.closeall()
+                self._pool = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

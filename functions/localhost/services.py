@@ -1,0 +1,237 @@
+"""The local services: Azurite (npm, pinned in package.json) and an embedded PostgreSQL 16 (PyPI pgserver's
+binaries, on a TCP port of 127.0.0.1 so that it can be stopped and restarted like a real server).
+
+Used by `trapalert stack` and by the test fixtures; each service keeps its data under a folder given to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..adapters.storage import azurite_connection_string
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started; the message says what to look at."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float, host: str = "127.0.0.1", proc: subprocess.Popen | None = None,
+                  what: str = "service", log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise ServiceError(f"{what} exited with code {proc.returncode} before listening on {port}\n{tail}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise ServiceError(f"{what} did not listen on {host}:{port} within {timeout_s:.0f} s"
+                       + (f" (log: {log})" if log else ""))
+
+
+def stop_process(proc: subprocess.Popen | None = None, pid: int | None = None, timeout_s: float = 10) -> None:
+    """SIGTERM, then SIGKILL after timeout_s, of a process (group) we started."""
+    pid = proc.pid if proc is not None else pid
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+        elif not _alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc is not None:
+        proc.wait(5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+# -------------------------------------------------------------------------------------------- Azurite
+@dataclass
+class Azurite:
+    data_dir: Path
+    blob_port: int
+    queue_port: int
+    table_port: int
+    proc: subprocess.Popen | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return azurite_connection_string(self.blob_port, self.queue_port)
+
+    @staticmethod
+    def executable() -> Path:
+        exe = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
+        if not exe.exists():
+            raise ServiceError(f"{exe} not found: run `npm ci` (make does it) to install the pinned Azurite")
+        return exe
+
+    def start(self, timeout_s: float = 30) -> Azurite:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.data_dir / "azurite.log"
+        cmd = [str(self.executable()), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
+               "--location", str(self.data_dir),
+               "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
+               "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
+               "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port)]
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                         cwd=PROJECT_ROOT)
+        wait_for_port(self.blob_port, timeout_s, proc=self.proc, what="Azurite", log=log)
+        wait_for_port(self.queue_port, timeout_s, proc=self.proc, what="Azurite", log=log)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+
+# ----------------------------------------------------------------------------------------- PostgreSQL
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int
+    database: str = "trapalert"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @staticmethod
+    def _bin(name: str) -> Path:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        return POSTGRES_BIN_PATH / name
+
+    def _run_as(self) -> dict:
+        """postgres refuses to run as root: as root, run it as pgserver's system user."""
+        if os.geteuid() != 0:
+            return {}
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+        import pwd
+        import stat
+
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        ensure_user_exists("pgserver")
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        entry = pwd.getpwnam("pgserver")
+        for path in [self.data_dir, *self.data_dir.rglob("*")]:
+            try:
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            except FileNotFoundError:
+                pass
+        return {"user": "pgserver", "group": entry.pw_gid}
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    def init(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        self.pgdata.mkdir(exist_ok=True)
+        run_as = self._run_as()
+        subprocess.run([str(self._bin("initdb")), "-D", str(self.pgdata), "--auth=trust", "--encoding=UTF8",
+                        "-U", "postgres", "--no-sync"], check=True, capture_output=True, **run_as)
+
+    def start(self, timeout_s: float = 30) -> EmbeddedPostgres:
+        self.init()
+        run_as = self._run_as()
+        sock_dir = self.data_dir / "sock"
+        sock_dir.mkdir(exist_ok=True)
+        os.chmod(sock_dir, 0o777)
+        log = self.data_dir / "postgres.log"
+        if not log.exists():
+            log.touch()
+        os.chmod(log, 0o666)
+        opts = f"-p {self.port} -h 127.0.0.1 -k {sock_dir} -c fsync=off -c max_connections=200"
+        result = subprocess.run([str(self._bin("pg_ctl")), "-D", str(self.pgdata), "-l", str(log), "-w",
+                                 "-t", str(int(timeout_s)), "-o", opts, "start"], capture_output=True,
+                                text=True, **run_as)
+        if result.returncode != 0:
+            raise ServiceError(f"PostgreSQL did not start: {result.stderr.strip()}\n"
+                               f"{log.read_text(errors='replace')[-2000:]}")
+        wait_for_port(self.port, timeout_s, what="PostgreSQL", log=log)
+        self._ensure_database()
+        return self
+
+    def _ensure_database(self) -> None:
+        import psycopg2
+
+        for _ in range(50):
+            try:
+                conn = psycopg2.connect(self.admin_url, connect_timeout=3)
+                break
+            except psycopg2.OperationalError:
+                time.sleep(0.1)
+        else:
+            raise ServiceError("PostgreSQL accepts no connections")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{self.database}"')
+        conn.close()
+
+    def stop(self, mode: str = "fast") -> None:
+        if not (self.pgdata / "postmaster.pid").exists():
+            return
+        subprocess.run([str(self._bin("pg_ctl")), "-D", str(self.pgdata), "-m", mode, "-w", "stop"],
+                       capture_output=True, **self._run_as())
+
+    def running(self) -> bool:
+        result = subprocess.run([str(self._bin("pg_ctl")), "-D", str(self.pgdata), "status"],
+                                capture_output=True, **self._run_as())
+        return result.returncode == 0
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""Queue messages: small JSON documents with a schema version (ids, blob names, correlation id), never
+image bytes. A message that does not parse raises InvalidMessage, which the queue middleware records for
+ops instead of retrying it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+
+
+class InvalidMessage(ValueError):
+    """A queue message that can never be processed (not JSON, wrong schema, wrong version)."""
+
+
+class QueueMessageModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    correlation_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+
+
+class ProcessImage(QueueMessageModel):
+    """Score one stored image."""
+
+    image_id: int
+    blob_name: str
+    park_id: int
+    camera_id: int
+
+
+class SendAlert(QueueMessageModel):
+    """Deliver one alert (``version`` is the alert version to bring every channel to)."""
+
+    alert_id: int
+    version: int = 1
+    reason: Literal["new", "update", "health", "health_cleared", "ops"] = "new"
+
+
+M = TypeVar("M", bound=QueueMessageModel)
+
+
+def parse_message(model: type[M], body: bytes | str) -> M:
+    """Parse a queue message body into ``model`` or raise InvalidMessage saying why."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("not a JSON object")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InvalidMessage(f"unsupported schema_version {version!r} (this app reads {SCHEMA_VERSION})")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidMessage(f"{model.__name__}: {exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}") from None

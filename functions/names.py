@@ -1,0 +1,32 @@
+"""The one place where queue, container and setting names are decided.
+
+function_app.py, the local stack, infra/ (Bicep) and the tests all read these names from here, so a
+rename is one edit. Queue names follow the Azure Functions convention: each work queue Q has Q-poison.
+"""
+
+from __future__ import annotations
+
+# Work queues (Azure Storage queues).
+PROCESS_IMAGE_QUEUE = "process-image"
+SEND_ALERT_QUEUE = "send-alert"
+WORK_QUEUES: tuple[str, ...] = (PROCESS_IMAGE_QUEUE, SEND_ALERT_QUEUE)
+
+POISON_SUFFIX = "-poison"
+
+
+def poison_queue(queue: str) -> str:
+    """Name of the poison queue the Functions host moves failed messages of ``queue`` to."""
+    return f"{queue}{POISON_SUFFIX}"
+
+
+POISON_QUEUES: tuple[str, ...] = tuple(poison_queue(q) for q in WORK_QUEUES)
+ALL_QUEUES: tuple[str, ...] = WORK_QUEUES + POISON_QUEUES
+
+# Blob containers.
+IMAGES_CONTAINER = "images"  # original photos: <park>/<camera>/<yyyy-mm-dd>/<sha256>.<ext>
+RAW_EMAILS_CONTAINER = "raw-emails"  # every inbound email as received (quarantine, replay, audit)
+ANNOTATED_CONTAINER = "annotated"  # photos with boxes drawn, as sent to rangers
+ALL_CONTAINERS: tuple[str, ...] = (IMAGES_CONTAINER, RAW_EMAILS_CONTAINER, ANNOTATED_CONTAINER)
+
+# HTTP routes (served under /api/ by the Functions host).
+INBOUND_ROUTE = "inbound/sendgrid"

@@ -1,0 +1,150 @@
+"""Settings of the Function app, read once per process.
+
+Every setting is an environment variable named exactly like the Azure app setting (Key Vault references in
+Azure resolve to plain environment variables before Python starts). For local runs the ``Values`` of
+``local.settings.json`` (the Functions Core Tools format) are read too; real environment variables win.
+A missing or malformed setting fails at start with an error that names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+LOCAL_SETTINGS_FILE = "local.settings.json"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+STACK_STATE_FILE = Path(".trapalert") / "stack.json"
+
+
+class LocalSettingsSource(PydanticBaseSettingsSource):
+    """The ``Values`` object of local.settings.json (path from TRAPALERT_LOCAL_SETTINGS or the cwd)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None = None, key: str = "Values"):
+        super().__init__(settings_cls)
+        path = path or Path(os.environ.get("TRAPALERT_LOCAL_SETTINGS", LOCAL_SETTINGS_FILE))
+        self._values: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"{path}: not valid JSON ({exc})") from exc
+            values = data.get(key, {}) if isinstance(data, dict) else {}
+            if not isinstance(values, dict):
+                raise SettingsError(f"{path}: '{key}' must be an object")
+            self._values = {k: v for k, v in values.items() if v not in (None, "")}
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            aliases = []
+            if isinstance(field.validation_alias, AliasChoices):
+                aliases = [a for a in field.validation_alias.choices if isinstance(a, str)]
+            elif isinstance(field.validation_alias, str):
+                aliases = [field.validation_alias]
+            for alias in aliases or [name]:
+                if alias in self._values:
+                    out[name] = self._values[alias]
+                    break
+        return out
+
+
+def _env(name: str, *more: str) -> Any:
+    return Field(validation_alias=AliasChoices(name, *more))
+
+
+class Settings(BaseSettings):
+    """All settings of the Function app. Names are the Azure app setting names."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=True)
+
+    # Storage: a connection string locally (UseDevelopmentStorage=true or Azurite's), identity in Azure.
+    storage_connection: str | None = _env("AzureWebJobsStorage")
+    storage_account_name: str | None = _env("AzureWebJobsStorage__accountName")
+
+    database_url: SecretStr | None = _env("DATABASE_URL")
+    database_pool_max: int = Field(8, validation_alias="DATABASE_POOL_MAX", ge=1, le=100)
+
+    scoring_url: str = _env("SCORING_URL")
+    scoring_api_key: SecretStr | None = _env("SCORING_API_KEY")
+    scoring_connect_timeout_s: float = Field(2.0, validation_alias="SCORING_CONNECT_TIMEOUT_S", gt=0)
+    scoring_read_timeout_s: float = Field(30.0, validation_alias="SCORING_READ_TIMEOUT_S", gt=0)
+
+    sendgrid_api_key: SecretStr | None = _env("SENDGRID_API_KEY")
+    sendgrid_api_host: str = Field("https://api.sendgrid.com", validation_alias="SENDGRID_API_HOST")
+    # PEM or base64 DER public key of SendGrid's signed webhook; when set, unsigned posts are refused.
+    sendgrid_webhook_public_key: str | None = _env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    sendgrid_webhook_max_age_s: int = Field(600, validation_alias="SENDGRID_WEBHOOK_MAX_AGE_S", gt=0)
+
+    # Limits on inbound email.
+    max_email_bytes: int = Field(30 * 1024 * 1024, validation_alias="MAX_EMAIL_BYTES", gt=0)
+    max_attachments: int = Field(20, validation_alias="MAX_ATTACHMENTS", gt=0)
+    max_image_pixels: int = Field(50_000_000, validation_alias="MAX_IMAGE_PIXELS", gt=0)
+
+    # Where links in alerts point (ops page, photo links); the Function app's public URL in Azure.
+    public_base_url: str = Field("http://127.0.0.1:7071", validation_alias="PUBLIC_BASE_URL")
+    photo_link_hours: int = Field(6, validation_alias="PHOTO_LINK_HOURS", gt=0, le=48)
+
+    applicationinsights_connection_string: SecretStr | None = _env("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    log_format: str = Field("json", validation_alias="TRAPALERT_LOG_FORMAT", pattern="^(json|text)$")
+
+    @field_validator("scoring_url", "public_base_url", "sendgrid_api_host")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        # Last: what `trapalert stack up` started (Azurite's and the embedded PostgreSQL's addresses).
+        return (init_settings, env_settings, LocalSettingsSource(settings_cls),
+                LocalSettingsSource(settings_cls, STACK_STATE_FILE, key="settings"))
+
+    def require_storage(self) -> None:
+        if not (self.storage_connection or self.storage_account_name):
+            raise SettingsError("AzureWebJobsStorage (or AzureWebJobsStorage__accountName) is not set")
+
+
+def _alias_of(field_name: str) -> str:
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias or field_name)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise SettingsError naming each bad setting."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err.get("loc") or ("?",)
+            name = str(loc[0])
+            if name in Settings.model_fields:
+                name = _alias_of(name)
+            problems.append(f"{name}: {err.get('msg')}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    settings.require_storage()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (read once)."""
+    return load_settings()
