@@ -10,12 +10,14 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions import names
-from functions.bootstrap import services
+from functions.bootstrap import check_settings_on_start, services
 from functions.handlers import camera_health, poison, process_email, process_image, send_alert
 from functions.messages import ProcessImage, SendAlert
 from functions.middleware import run_queue_handler
 
 STORAGE = "AzureWebJobsStorage"
+
+check_settings_on_start()  # inside a Functions host, a missing or malformed setting stops the start
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

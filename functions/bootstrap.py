@@ -29,6 +29,16 @@ class Services:
                        account_name=self.settings.storage_account_name)
 
 
+def check_settings_on_start() -> None:
+    """In a Functions host (Azure or local), read the settings at start so that a missing or malformed
+    one fails the start with its name, not the first request. Importing the app elsewhere (tests of its
+    metadata, tooling) does not need settings."""
+    import os
+
+    if os.environ.get("FUNCTIONS_WORKER_RUNTIME"):
+        get_settings()
+
+
 _services: Services | None = None
 _lock = threading.Lock()
 

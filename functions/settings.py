@@ -62,8 +62,11 @@ class LocalSettingsSource(PydanticBaseSettingsSource):
         return out
 
 
-def _env(name: str, *more: str) -> Any:
-    return Field(validation_alias=AliasChoices(name, *more))
+_REQUIRED: Any = ...
+
+
+def _env(name: str, default: Any = None) -> Any:
+    return Field(default, validation_alias=AliasChoices(name))
 
 
 class Settings(BaseSettings):
@@ -78,7 +81,7 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = _env("DATABASE_URL")
     database_pool_max: int = Field(8, validation_alias="DATABASE_POOL_MAX", ge=1, le=100)
 
-    scoring_url: str = _env("SCORING_URL")
+    scoring_url: str = _env("SCORING_URL", _REQUIRED)
     scoring_api_key: SecretStr | None = _env("SCORING_API_KEY")
     scoring_connect_timeout_s: float = Field(2.0, validation_alias="SCORING_CONNECT_TIMEOUT_S", gt=0)
     scoring_read_timeout_s: float = Field(30.0, validation_alias="SCORING_READ_TIMEOUT_S", gt=0)

@@ -22,13 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FUNCTIONS_HTTPWORKER_PORT", 7071)))
     parser.add_argument("--settings", default=None, help="local.settings.json (default: in script root)")
+    parser.add_argument("--host-json", default=None,
+                        help="another host.json (tests use shorter retry delays); default: in script root")
     args = parser.parse_args(argv)
     root = Path(args.script_root).resolve()
+    if args.host_json:
+        args.host_json = str(Path(args.host_json).resolve())
     apply_local_settings(Path(args.settings) if args.settings else root / "local.settings.json")
     configure_logging(os.environ.get("TRAPALERT_LOG_FORMAT", "json"))
     os.chdir(root)
     try:
-        host = build_host(root)
+        host = build_host(root, host_json_path=Path(args.host_json).resolve() if args.host_json else None)
     except (HostStartupError, HostConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

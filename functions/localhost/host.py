@@ -477,8 +477,8 @@ def apply_local_settings(path: Path) -> dict[str, str]:
     return values
 
 
-def build_host(script_root: Path, *, lease_s: float | None = None) -> LocalHost:
-    host_json = load_host_json(script_root / "host.json")
+def build_host(script_root: Path, *, lease_s: float | None = None, host_json_path: Path | None = None) -> LocalHost:
+    host_json = load_host_json(host_json_path or script_root / "host.json")
     conn = os.environ.get("AzureWebJobsStorage")
     storage = Storage(connection_string=conn) if conn else None
     app = load_app(script_root)
