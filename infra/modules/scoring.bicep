@@ -35,10 +35,14 @@ param registryServer string
 param registryName string
 param registryResourceGroup string
 
-param targetPort int = 8000
+@description('Port the service listens on (SCORING_PORT).')
+param targetPort int = 8080
 
-@description('HTTP path of the scoring service health endpoint (startup and readiness probes).')
+@description('Liveness path of the scoring service (the process answers).')
 param healthPath string = '/healthz'
+
+@description('Readiness path (model loaded and warmed up): no traffic before it answers 200.')
+param readyPath string = '/readyz'
 
 @description('Replicas kept warm. 0 scales to zero (cold start on the first request after idle).')
 @minValue(0)
@@ -216,6 +220,14 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
               name: 'SCORING_API_KEY'
               secretRef: 'scoring-api-key'
             }
+            {
+              name: 'SCORING_HOST'
+              value: '0.0.0.0'
+            }
+            {
+              name: 'SCORING_PORT'
+              value: string(targetPort)
+            }
           ]
           probes: [
             {
@@ -230,7 +242,7 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
             {
               type: 'Readiness'
               httpGet: {
-                path: healthPath
+                path: readyPath
                 port: targetPort
               }
               periodSeconds: 10
