@@ -101,3 +101,15 @@ def test_deploy_steps_what_if_then_deploy_then_migrate_then_app():
         text = st.get("inputs", {}).get("inlineScript", "")
         if "postgresAdminPassword=" in text:
             assert st["env"]["POSTGRES_ADMIN_PASSWORD"] == "$(POSTGRES_ADMIN_PASSWORD)"
+
+
+def test_azd_services_match_bicep_tags():
+    doc = load(ROOT / "azure.yaml")
+    assert doc["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
+    assert (INFRA / "main.parameters.json").is_file(), "azd reads infra/<module>.parameters.json"
+    tagged = set()
+    for path in (INFRA / "modules").glob("*.bicep"):
+        tagged |= set(__import__("re").findall(r"'azd-service-name': '([a-z-]+)'", path.read_text(encoding="utf-8")))
+    assert set(doc["services"]) == tagged
+    assert doc["services"]["api"]["host"] == "function"
+    assert doc["services"]["scoring"]["host"] == "containerapp"
