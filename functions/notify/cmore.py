@@ -75,6 +75,7 @@ TEMPLATE_FIELDS = (
     "time",
 )
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_ANY_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class TagMapping(BaseModel):
@@ -89,7 +90,7 @@ class TagMapping(BaseModel):
     @classmethod
     def _templates(cls, v: dict[str, str]) -> dict[str, str]:
         for name, template in v.items():
-            unknown = sorted(set(_PLACEHOLDER.findall(template)) - set(TEMPLATE_FIELDS))
+            unknown = sorted(set(_ANY_PLACEHOLDER.findall(template)) - set(TEMPLATE_FIELDS))
             if unknown:
                 raise ValueError(f"field {name!r}: unknown placeholders {unknown}; known: {list(TEMPLATE_FIELDS)}")
         return v
@@ -123,7 +124,7 @@ class CmoreConfig(BaseModel):
     @field_validator("description_template")
     @classmethod
     def _desc(cls, v: str) -> str:
-        unknown = sorted(set(_PLACEHOLDER.findall(v)) - set(TEMPLATE_FIELDS))
+        unknown = sorted(set(_ANY_PLACEHOLDER.findall(v)) - set(TEMPLATE_FIELDS))
         if unknown:
             raise ValueError(f"unknown placeholders {unknown}; known: {list(TEMPLATE_FIELDS)}")
         return v

@@ -19,8 +19,9 @@ Two modes:
 How the client's behaviour is adapted (read from erclient 1.19's source):
 
 * ``discovery=False``: no ``/.well-known/oauth-protected-resource`` fetch before the first call.
-* The client's requests session retries 502 five times with backoff (up to ~45 s) and has no timeout;
-  retries belong to the queue, so the session gets an adapter with no retries and our timeouts.
+* The client mounts a 502-retrying adapter on the prefixes "http"/"https" (which requests' default
+  "http://"/"https://" adapters outrank) and sets no timeout anywhere; retries belong to the queue, so the
+  session gets one adapter, on all four prefixes, with no retries and our timeouts.
 * ``_call`` (events, notes, patch) raises a bare ``ERClientException`` without status for most failures
   (429 and 500 included) and never reads Retry-After; ``_post_form`` (files, camera trap) uses the module
   level ``requests.post`` (no timeout, no session) and loses the status entirely. So the session gets a
@@ -190,8 +191,9 @@ def make_client(cfg: EarthRangerConfig, token: str, http: HttpSettings) -> ERCli
     client.user_agent = f"{http.user_agent} {client.user_agent}"
     adapter = _TimeoutAdapter((http.connect_timeout_s, cfg.timeout_s or http.timeout_s))
     session = client._http_session
-    session.mount("http", adapter)
-    session.mount("https", adapter)
+    # "http://" and "https://" (requests' own defaults) are the longest prefixes, so they decide
+    for prefix in ("http://", "https://", "http", "https"):
+        session.mount(prefix, adapter)
     session.hooks["response"].append(_raise_for_status)
     return client
 

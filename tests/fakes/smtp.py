@@ -104,7 +104,7 @@ class FakeSmtp:
 
         self._server = socketserver.ThreadingTCPServer((self.host, self._port), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name=self.name, daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,179 @@
+"""CMORE adapter against the local CMORE stand-in."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_notice, make_update
+
+from functions.notify import (
+    Channel,
+    ChannelConfigError,
+    EnvSecrets,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    build_notifier,
+    deliver,
+)
+
+TAGS = [
+    {
+        "tag": "Camera Trap Alert",
+        "fields": {"Camera": "{camera}", "Detected": "{categories}", "Confidence": "{max_conf}",
+                   "Photo link": "{photo_url}"},
+    },
+    {"tag": "poaching", "fields": {"Suspects": "1"}, "when": ["person"]},
+]
+
+
+def cmore_channel(cm, **config) -> Channel:
+    return Channel(
+        id=21, park_id=1, kind="cmore", name="Kruger CMORE",
+        config={
+            "base_url": cm.url, "username_setting": "CMORE_USER_KRUGER",
+            "password_setting": "CMORE_PASSWORD_KRUGER", "unique_id": "trapalert-kruger",
+            "owner_group_id": 12, "tags": TAGS, **config,
+        },
+    )
+
+
+def test_new_alert_logs_in_creates_event_and_photo_comment(fake_cmore, secrets, notice, photo):
+    result = build_notifier(cmore_channel(fake_cmore), secrets).send_new(notice)
+
+    reqs = fake_cmore.requests
+    assert [(r.method, r.path) for r in reqs] == [
+        ("POST", "/za/WebAPI/api/token/login"),
+        ("GET", "/za/WebAPI/api/v2/tags/getfull"),
+        ("POST", "/za/WebAPI/api/v2/messages/events"),
+        ("POST", "/za/WebAPI/api/v2/messages/comments"),
+    ]
+    login = reqs[0]
+    assert login.header("Content-Type") == "application/x-www-form-urlencoded"
+    assert login.form == {"username": "ranger", "password": "cmore-pw", "clientType": "SoftwareClient",
+                          "uniqueId": "trapalert-kruger"}
+    assert login.header("Authorization") is None
+    token = next(iter(fake_cmore.tokens))
+    assert all(r.header("Authorization") == f"Token {token}" for r in reqs[1:])
+
+    assert reqs[2].json == {
+        "description": "Person at CT-07 Sabie drift\n1 person detected at 04:14 (93%).\n"
+                       f"Camera CT-07 Sabie drift (Kruger South). Photo: {notice.photo_url}",
+        "latitude": -25.1234,
+        "longitude": 31.9123,
+        "altitude": 0.0,
+        "accuracy": 10.0,
+        "dateOccurred": "2026-11-20T02:14:05+00:00",
+        "uploadType": "Generated",
+        "ownerGroupId": 12,
+        "tags": [
+            {"tagId": 501, "values": [
+                {"fieldId": 9001, "value": "CT-07 Sabie drift"},
+                {"fieldId": 9002, "value": "person"},
+                {"fieldId": 9003, "value": "0.93"},
+                {"fieldId": 9004, "value": notice.photo_url},
+            ]},
+            {"tagId": 502, "values": [{"fieldId": 9101, "value": "1"}]},
+        ],
+    }
+    comment = reqs[3]
+    assert comment.header("Content-Type").startswith("multipart/form-data")
+    root = result.external_id
+    assert comment.form == {"rootMessageId": root, "description": "Photo: Person at CT-07 Sabie drift",
+                            "dateOccurred": "2026-11-20T02:14:05+00:00", "uploadType": "Generated"}
+    assert comment.files["file"].filename == "a1b2c3-0.jpg"
+    assert comment.files["file"].content_type == "image/jpeg"
+    assert comment.files["file"].data == photo
+    assert result.state["root_message_id"] == root and int(root) in fake_cmore.events
+
+
+def test_update_goes_to_the_same_event_as_a_comment(fake_cmore, secrets, notice, photo):
+    notifier = build_notifier(cmore_channel(fake_cmore), secrets)
+    first = notifier.send_new(notice)
+    second = notifier.send_update(make_update(photo, 2), first)
+    assert second.external_id == first.external_id
+    assert len(fake_cmore.events) == 1
+    comments = fake_cmore.events[int(first.external_id)]["comments"]
+    assert [c["file"]["filename"] for c in comments] == ["a1b2c3-0.jpg", "a1b2c3-1.jpg"]
+    assert comments[1]["description"].startswith("Update: 2 photo(s) so far; seen: person")
+    # login once, tag list once (cached)
+    assert len(fake_cmore.requests_to("/token/login")) == 1
+    assert len(fake_cmore.requests_to("/v2/tags/getfull")) == 1
+    # redelivered update: nothing new
+    before = len(fake_cmore.requests)
+    notifier.send_update(make_update(photo, 2), second)
+    assert len(fake_cmore.requests) == before
+
+
+def test_token_is_cached_per_process_and_renewed_once_on_401(fake_cmore, secrets, photo):
+    build_notifier(cmore_channel(fake_cmore), secrets).send_new(make_notice(photo))
+    # a new notifier (next message) reuses the cached token and tag list
+    build_notifier(cmore_channel(fake_cmore), secrets).send_new(make_notice(photo, alert_id=43))
+    assert fake_cmore.logins == 1
+
+    fake_cmore.expire_tokens()
+    fake_cmore.clear()
+    build_notifier(cmore_channel(fake_cmore, photo_comment=False), secrets).send_new(make_notice(photo, alert_id=44))
+    assert [(r.path.rsplit("/api", 1)[1], r.status) for r in fake_cmore.requests] == [
+        ("/v2/messages/events", 401),
+        ("/token/login", 200),
+        ("/v2/messages/events", 200),
+    ]
+    assert fake_cmore.logins == 2
+
+
+def test_login_refused_is_permanent_and_names_the_settings(fake_cmore, notice):
+    env = EnvSecrets(environ={"CMORE_USER_KRUGER": "ranger", "CMORE_PASSWORD_KRUGER": "wrong-password"})
+    with pytest.raises(PermanentDeliveryError) as info:
+        build_notifier(cmore_channel(fake_cmore), env).send_new(notice)
+    msg = str(info.value)
+    assert "CMORE login refused (401)" in msg and "CMORE_PASSWORD_KRUGER" in msg
+    assert "wrong-password" not in msg
+
+
+def test_5xx_and_429_are_transient(fake_cmore, secrets, notice):
+    notifier = build_notifier(cmore_channel(fake_cmore), secrets)
+    fake_cmore.fail_next(1, status=503, path="/v2/messages/events")
+    with pytest.raises(TransientDeliveryError) as info:
+        notifier.send_new(notice)
+    assert info.value.status == 503
+    fake_cmore.fail_next(1, status=429, retry_after=30, path="/v2/messages/events")
+    with pytest.raises(TransientDeliveryError) as info:
+        notifier.send_new(notice)
+    assert info.value.retry_after == 30
+    assert fake_cmore.events == {}
+
+
+def test_timeout_is_transient(fake_cmore, secrets, notice):
+    notifier = build_notifier(cmore_channel(fake_cmore, timeout_s=0.3), secrets)
+    fake_cmore.delay_next(1, seconds=1.0, path="/v2/messages/events")
+    with pytest.raises(TransientDeliveryError, match="timed out"):
+        notifier.send_new(notice)
+
+
+def test_comment_failure_resumes_on_the_same_event(fake_cmore, secrets, notice):
+    notifier = build_notifier(cmore_channel(fake_cmore), secrets)
+    fake_cmore.fail_next(1, status=500, path="/v2/messages/comments")
+    with pytest.raises(TransientDeliveryError) as info:
+        notifier.send_new(notice)
+    partial = info.value.partial
+    assert partial is not None
+    result = deliver(notifier, notice, partial=partial)
+    assert result.external_id == partial.external_id
+    assert len(fake_cmore.events) == 1
+    assert len(fake_cmore.events[int(result.external_id)]["comments"]) == 1
+
+
+def test_unknown_tag_or_field_is_a_clear_config_error(fake_cmore, secrets, notice):
+    notifier = build_notifier(cmore_channel(fake_cmore, tags=[{"tag": "Rhino", "fields": {}}]), secrets)
+    with pytest.raises(ChannelConfigError, match="CMORE tag 'Rhino' not found"):
+        notifier.send_new(notice)
+    notifier = build_notifier(
+        cmore_channel(fake_cmore, tags=[{"tag": "Poaching", "fields": {"Weapons": "1"}}]), secrets
+    )
+    with pytest.raises(ChannelConfigError, match="has no field 'Weapons'"):
+        notifier.send_new(notice)
+
+
+def test_unknown_placeholder_is_rejected_at_build(fake_cmore, secrets):
+    channel = cmore_channel(fake_cmore, tags=[{"tag": "Poaching", "fields": {"Suspects": "{camera.__class__}"}}])
+    with pytest.raises(ChannelConfigError, match="unknown placeholders"):
+        build_notifier(channel, secrets)
