@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # pgserver's platformdirs asks for it
 os.environ["TRAPALERT_LOCAL_SETTINGS"] = "/nonexistent/local.settings.json"  # never the developer's
 
 from functions import names  # noqa: E402

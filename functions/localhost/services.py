@@ -19,6 +19,11 @@ from ..adapters.storage import azurite_connection_string
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver's platformdirs wants a private runtime folder
+    import tempfile
+
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="trapalert-run-")
+
 
 class ServiceError(RuntimeError):
     """A local service could not be started; the message says what to look at."""

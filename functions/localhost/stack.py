@@ -25,12 +25,13 @@ DEFAULT_PORTS = {"host": 7071, "scoring": 8081, "blob": 10000, "queue": 10001, "
 
 
 class Stack:
-    def __init__(self, root: Path = PROJECT_ROOT):
+    def __init__(self, root: Path = PROJECT_ROOT, state_dir: Path | None = None,
+                 settings_file: Path | None = None):
         self.root = root
-        self.dir = root / ".trapalert"
+        self.dir = state_dir or root / ".trapalert"
         self.state_file = self.dir / "stack.json"
         self.logs = self.dir / "logs"
-        self.settings_file = root / "local.settings.json"
+        self.settings_file = settings_file or root / "local.settings.json"
 
     # -- local.settings.json ----------------------------------------------------------------------
     def local_values(self) -> dict[str, str]:
@@ -118,7 +119,8 @@ class Stack:
         t = time.perf_counter()
         host_port = self._port("host")
         proc = self._spawn("functions-host", [sys.executable, "-m", "functions.localhost", "--script-root",
-                                              str(self.root), "--port", str(host_port)], env)
+                                              str(self.root), "--port", str(host_port),
+                                              "--settings", str(self.settings_file)], env)
         self._wait_http(f"http://127.0.0.1:{host_port}/admin/host/status", 60, proc, "Functions host")
         state["components"]["host"] = {"pid": proc.pid, "url": f"http://127.0.0.1:{host_port}"}
         timings["host"] = time.perf_counter() - t

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (tiny controllable detectors, the scoring service as a subprocess)."""
