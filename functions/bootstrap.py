@@ -28,6 +28,25 @@ class Services:
         return Storage(connection_string=self.settings.storage_connection,
                        account_name=self.settings.storage_account_name)
 
+    @cached_property
+    def secrets(self):
+        """Resolves the secret settings named in channel configs: the environment (Azure app settings, Key
+        Vault references), then the Values of local.settings.json. Values are never stored or logged."""
+        import json
+        import os
+        from pathlib import Path
+
+        from .notify.base import EnvSecrets
+
+        extra: dict[str, str] = {}
+        path = Path(os.environ.get("TRAPALERT_LOCAL_SETTINGS", "local.settings.json"))
+        try:
+            values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+            extra = {k: str(v) for k, v in values.items() if isinstance(v, str | int)}
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EnvSecrets(extra=extra)
+
 
 def check_settings_on_start() -> None:
     """In a Functions host (Azure or local), read the settings at start so that a missing or malformed
