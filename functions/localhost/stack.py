@@ -102,7 +102,7 @@ class Stack:
         Storage(connection_string=storage_conn).ensure_resources()
         timings["migrate+resources"] = time.perf_counter() - t
 
-        env = {**os.environ, **values, "AzureWebJobsStorage": storage_conn, "DATABASE_URL": db_url}
+        env = {**values, **os.environ, "AzureWebJobsStorage": storage_conn, "DATABASE_URL": db_url}
         t = time.perf_counter()
         if (self.root / "scoring" / "__main__.py").exists():
             port = self._port("scoring")
