@@ -85,9 +85,19 @@ def annotate(
         # label above the box, or inside it when the box touches the top edge
         ty = y1 - pad if y1 - th - baseline - 2 * pad >= 0 else min(h - 1, y1 + th + baseline + pad)
         tx = min(x1, max(0, w - tw - 2 * pad))
-        cv2.rectangle(image, (tx, ty - th - baseline - pad), (tx + tw + 2 * pad, ty + pad), colour, cv2.FILLED)
-        cv2.putText(image, label, (tx + pad, ty - baseline // 2), font, font_scale, (255, 255, 255),
-                    font_thickness, cv2.LINE_AA)
+        cv2.rectangle(
+            image, (tx, ty - th - baseline - pad), (tx + tw + 2 * pad, ty + pad), colour, cv2.FILLED
+        )
+        cv2.putText(
+            image,
+            label,
+            (tx + pad, ty - baseline // 2),
+            font,
+            font_scale,
+            (255, 255, 255),
+            font_thickness,
+            cv2.LINE_AA,
+        )
 
     ok, out = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # pragma: no cover - encoding a valid BGR image does not fail

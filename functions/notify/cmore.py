@@ -42,8 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .base import (
     AlertNotice,
-    ChannelConfigError,
     Channel,
+    ChannelConfigError,
     DeliveryError,
     DeliveryResult,
     HttpSettings,
@@ -92,7 +92,9 @@ class TagMapping(BaseModel):
         for name, template in v.items():
             unknown = sorted(set(_ANY_PLACEHOLDER.findall(template)) - set(TEMPLATE_FIELDS))
             if unknown:
-                raise ValueError(f"field {name!r}: unknown placeholders {unknown}; known: {list(TEMPLATE_FIELDS)}")
+                raise ValueError(
+                    f"field {name!r}: unknown placeholders {unknown}; known: {list(TEMPLATE_FIELDS)}"
+                )
         return v
 
 
@@ -138,7 +140,9 @@ class CmoreConfig(BaseModel):
 
 def render(template: str, values: dict[str, Any]) -> str:
     """Replace ``{name}`` placeholders (only the known names; no attribute access, unlike str.format)."""
-    return _PLACEHOLDER.sub(lambda m: "" if values.get(m.group(1)) is None else str(values[m.group(1)]), template)
+    return _PLACEHOLDER.sub(
+        lambda m: "" if values.get(m.group(1)) is None else str(values[m.group(1)]), template
+    )
 
 
 def template_values(notice: AlertNotice) -> dict[str, Any]:
@@ -261,7 +265,10 @@ class CmoreNotifier:
                 return response.text
         detail = redact(response.text[:300], self._password, _tokens.get(self._cache_key))
         raise error_for_status(
-            f"CMORE {what}", response.status_code, detail, parse_retry_after(response.headers.get("Retry-After"))
+            f"CMORE {what}",
+            response.status_code,
+            detail,
+            parse_retry_after(response.headers.get("Retry-After")),
         )
 
     def _login(self) -> str:
@@ -321,9 +328,7 @@ class CmoreNotifier:
         return index
 
     def event_tags(self, notice: AlertNotice) -> list[dict[str, Any]]:
-        mappings = [
-            m for m in self.config.tags if m.when is None or set(m.when) & set(notice.categories)
-        ]
+        mappings = [m for m in self.config.tags if m.when is None or set(m.when) & set(notice.categories)]
         if not mappings:
             return []
         index = self.tag_index()
@@ -342,7 +347,8 @@ class CmoreNotifier:
                 fid = fields.get(fname.strip().lower())
                 if fid is None:
                     raise ChannelConfigError(
-                        f"CMORE tag {m.tag!r} has no field {fname!r} (fields: {', '.join(sorted(fields)) or 'none'})"
+                        f"CMORE tag {m.tag!r} has no field {fname!r} "
+                        f"(fields: {', '.join(sorted(fields)) or 'none'})"
                     )
                 tag_values.append({"fieldId": fid, "value": render(template, values)})
             out.append({"tagId": tag_id, "values": tag_values})
@@ -379,11 +385,17 @@ class CmoreNotifier:
         state: dict[str, Any] = dict(resume.state) if resume else {}
         root = state.get("root_message_id")
         if not root:
-            root = _message_id(self._authed("create event", "POST", "/v2/messages/events", json=self.event_body(notice)))
+            root = _message_id(
+                self._authed("create event", "POST", "/v2/messages/events", json=self.event_body(notice))
+            )
             if not root:
                 raise TransientDeliveryError("CMORE create event: answer without a message id")
             state = {"root_message_id": root, "comments": [], "photos": []}
-        if self.config.photo_comment and notice.photo_jpeg and notice.photo_filename not in state.get("photos", []):
+        if (
+            self.config.photo_comment
+            and notice.photo_jpeg
+            and notice.photo_filename not in state.get("photos", [])
+        ):
             try:
                 cid = self._comment(root, notice, f"Photo: {notice.title}", with_photo=True)
             except DeliveryError as exc:

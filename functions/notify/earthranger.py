@@ -229,7 +229,9 @@ def map_er_error(exc: Exception, *, token_setting: str, token: str, what: str) -
             status=403,
         )
     if isinstance(exc, ERClientNotFound) or status == 404:
-        return PermanentDeliveryError(f"EarthRanger {what}: not found (404), check service_root{detail}", status=404)
+        return PermanentDeliveryError(
+            f"EarthRanger {what}: not found (404), check service_root{detail}", status=404
+        )
     if isinstance(exc, ERClientBadRequest) or status == 400:
         return PermanentDeliveryError(
             f"EarthRanger {what}: rejected (400), check event_type and details_keys{detail}", status=400
@@ -256,7 +258,9 @@ class EarthRangerNotifier:
         self._client = make_client(config, token, http or HttpSettings())
 
     @classmethod
-    def from_channel(cls, channel: Channel, secrets: SecretResolver, http: HttpSettings) -> EarthRangerNotifier:
+    def from_channel(
+        cls, channel: Channel, secrets: SecretResolver, http: HttpSettings
+    ) -> EarthRangerNotifier:
         cfg = parse_config(EarthRangerConfig, channel)
         return cls(cfg, secrets(cfg.token_setting), http)
 
@@ -273,7 +277,9 @@ class EarthRangerNotifier:
         except DeliveryError:
             raise
         except (ERClientException, requests.RequestException) as exc:
-            raise map_er_error(exc, token_setting=self.config.token_setting, token=self._token, what=what) from None
+            raise map_er_error(
+                exc, token_setting=self.config.token_setting, token=self._token, what=what
+            ) from None
 
     def priority(self, categories: list[str]) -> int:
         prios = [self.config.priorities[c] for c in categories if c in self.config.priorities]
@@ -347,7 +353,9 @@ class EarthRangerNotifier:
         state = self._attach_if_needed(event_id, notice, state, comment=notice.title)
         return DeliveryResult(external_id=event_id, state=state)
 
-    def _attach_if_needed(self, event_id: str, notice: AlertNotice, state: dict[str, Any], comment: str) -> dict:
+    def _attach_if_needed(
+        self, event_id: str, notice: AlertNotice, state: dict[str, Any], comment: str
+    ) -> dict:
         files = list(state.get("files", []))
         if self.config.attach_photo and notice.photo_jpeg and notice.photo_filename not in files:
             try:
@@ -401,7 +409,8 @@ class EarthRangerNotifier:
             return DeliveryResult(external_id=group_id, state=state)
         payload: dict[str, Any] = {
             "camera_name": notice.camera.name,
-            "camera_description": f"{notice.park.name}" + (f" / {notice.camera.zone}" if notice.camera.zone else ""),
+            "camera_description": f"{notice.park.name}"
+            + (f" / {notice.camera.zone}" if notice.camera.zone else ""),
             "time": notice.updated_at.isoformat(),
         }
         if notice.camera.has_location:

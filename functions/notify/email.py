@@ -21,11 +21,10 @@ import logging
 import os
 import re
 import smtplib
-import socket
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formataddr, format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any, Literal
 from urllib.error import URLError
@@ -138,7 +137,8 @@ def text_body(notice: AlertNotice) -> str:
         notice.summary,
         "",
         f"Park:        {notice.park.name}",
-        f"Camera:      {notice.camera.name}" + (f" (zone {notice.camera.zone})" if notice.camera.zone else ""),
+        f"Camera:      {notice.camera.name}"
+        + (f" (zone {notice.camera.zone})" if notice.camera.zone else ""),
         f"Seen:        {notice.what_seen()} (max confidence {notice.max_conf:.0%})",
         f"First photo: {when:%Y-%m-%d %H:%M:%S %Z}",
         f"Photos:      {notice.image_count}",
@@ -185,12 +185,12 @@ def html_body(notice: AlertNotice, with_photo: bool) -> str:
         else ""
     )
     return (
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>"
-        f"{e(notice.title)}</title></head><body style=\"font-family:sans-serif\">"
-        f"<h2 style=\"color:#b00020\">{e(notice.title)}</h2>"
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>'
+        f'{e(notice.title)}</title></head><body style="font-family:sans-serif">'
+        f'<h2 style="color:#b00020">{e(notice.title)}</h2>'
         f"<p>{e(notice.summary)}</p>{photo}<table>{table}</table>"
         f"<p>{' · '.join(links)}</p>"
-        f"<p style=\"color:#777;font-size:small\">Alert {e(str(notice.alert_id))} · ref "
+        f'<p style="color:#777;font-size:small">Alert {e(str(notice.alert_id))} · ref '
         f"{e(notice.correlation_id)}</p></body></html>"
     )
 
@@ -217,7 +217,11 @@ def build_message(notice: AlertNotice, cfg: EmailConfig, message_id: str | None 
         assert notice.photo_jpeg is not None
         html_part = msg.get_payload()[1]
         html_part.add_related(
-            notice.photo_jpeg, "image", "jpeg", cid=f"<{PHOTO_CID}>", filename=notice.photo_filename,
+            notice.photo_jpeg,
+            "image",
+            "jpeg",
+            cid=f"<{PHOTO_CID}>",
+            filename=notice.photo_filename,
             disposition="inline",
         )
         msg.add_attachment(notice.photo_jpeg, "image", "jpeg", filename=notice.photo_filename)
@@ -290,13 +294,18 @@ class EmailNotifier:
             b64 = base64.b64encode(notice.photo_jpeg).decode("ascii")
             mail.add_attachment(
                 Attachment(
-                    FileContent(b64), FileName(notice.photo_filename), FileType("image/jpeg"),
-                    Disposition("inline"), ContentId(PHOTO_CID),
+                    FileContent(b64),
+                    FileName(notice.photo_filename),
+                    FileType("image/jpeg"),
+                    Disposition("inline"),
+                    ContentId(PHOTO_CID),
                 )
             )
             mail.add_attachment(
                 Attachment(
-                    FileContent(b64), FileName(notice.photo_filename), FileType("image/jpeg"),
+                    FileContent(b64),
+                    FileName(notice.photo_filename),
+                    FileType("image/jpeg"),
                     Disposition("attachment"),
                 )
             )
@@ -314,14 +323,17 @@ class EmailNotifier:
         except HTTPError as exc:
             headers = exc.headers or {}
             retry_after = parse_retry_after(headers.get("Retry-After") if hasattr(headers, "get") else None)
-            detail = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+            detail = (
+                exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
+            )
             if exc.status_code in (401, 403):
                 raise PermanentDeliveryError(
-                    f"SendGrid rejected the API key in setting {self.config.api_key_setting} ({exc.status_code})",
+                    f"SendGrid rejected the API key in setting {self.config.api_key_setting} "
+                    f"({exc.status_code})",
                     status=exc.status_code,
                 ) from None
             raise error_for_status("SendGrid", exc.status_code, detail, retry_after) from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise TransientDeliveryError("SendGrid: timed out") from None
         except (URLError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -367,7 +379,9 @@ class EmailNotifier:
         except smtplib.SMTPRecipientsRefused:
             raise PermanentDeliveryError("SMTP: all recipients refused") from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransientDeliveryError(f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {exc}") from None
+            raise TransientDeliveryError(
+                f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {exc}"
+            ) from None
         return DeliveryResult(external_id=msg["Message-ID"], state={"mode": "smtp"})
 
     def _send(self, notice: AlertNotice) -> DeliveryResult:

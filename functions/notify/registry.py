@@ -1,4 +1,4 @@
-"""Where a channel kind is turned into an adapter: the built-ins plus the ``trapalert.notifiers`` entry points.
+"""Where a channel kind becomes an adapter: the built-ins plus the ``trapalert.notifiers`` entry points.
 
 A third-party package registers an adapter without forking TrapAlert::
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .base import ChannelConfigError, Channel, HttpSettings, Notifier, SecretResolver, parse_config
+from .base import Channel, ChannelConfigError, HttpSettings, Notifier, SecretResolver, parse_config
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ def _third_party() -> dict[str, Any]:
     found: dict[str, Any] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in BUILTIN_ADAPTERS:
-            log.warning("entry point %s=%s ignored: %r is a built-in channel kind", ep.name, ep.value, ep.name)
+            log.warning(
+                "entry point %s=%s ignored: %r is a built-in channel kind", ep.name, ep.value, ep.name
+            )
             continue
         found.setdefault(ep.name, ep)
     return found
@@ -87,9 +89,7 @@ def validate_channel(channel: Channel) -> BaseModel | None:
     return parse_config(model, channel)
 
 
-def build_notifier(
-    channel: Channel, secrets: SecretResolver, http: HttpSettings | None = None
-) -> Notifier:
+def build_notifier(channel: Channel, secrets: SecretResolver, http: HttpSettings | None = None) -> Notifier:
     """Build the adapter for ``channel``; raises ChannelConfigError with a clear message on any problem."""
     http = http or HttpSettings()
     factory = load_factory(channel.kind)

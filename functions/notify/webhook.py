@@ -77,7 +77,9 @@ class WebhookConfig(BaseModel):
         clash = sorted(k for k in v if k.lower() in _RESERVED)
         if clash:
             raise ValueError(f"headers set by TrapAlert cannot be overridden: {clash}")
-        bad = sorted(k for k, val in v.items() if "\n" in val or "\r" in val or not re.match(r"^[!-9;-~]+$", k))
+        bad = sorted(
+            k for k, val in v.items() if "\n" in val or "\r" in val or not re.match(r"^[!-9;-~]+$", k)
+        )
         if bad:
             raise ValueError(f"invalid header names or values: {bad}")
         return v
@@ -190,7 +192,9 @@ class WebhookNotifier:
             raise TransientDeliveryError(f"webhook: connection failed ({type(exc).__name__})") from None
         if not response.is_success:
             raise error_for_status(
-                "webhook", response.status_code, response.text[:200],
+                "webhook",
+                response.status_code,
+                response.text[:200],
                 parse_retry_after(response.headers.get("Retry-After")),
             )
         external_id = self.delivery_id(notice)

@@ -125,7 +125,9 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dic
             continue
         filename = msg.get_filename()
         if filename is not None:
-            files[name] = RecordedFile(name, filename, msg.get("Content-Type", "application/octet-stream"), data)
+            files[name] = RecordedFile(
+                name, filename, msg.get("Content-Type", "application/octet-stream"), data
+            )
         else:
             form[name] = data.decode("utf-8", "replace")
     return form, files
@@ -172,7 +174,9 @@ class FakeServer:
 
         self._httpd = ThreadingHTTPServer((self._host, self._port), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=f"{self.name}-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name=f"{self.name}-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -208,11 +212,13 @@ class FakeServer:
         with self._cond:
             return list(self._requests)
 
-    def requests_to(self, path_regex: str, method: str | None = None, ok_only: bool = False) -> list[RecordedRequest]:
+    def requests_to(
+        self, path_regex: str, method: str | None = None, ok_only: bool = False
+    ) -> list[RecordedRequest]:
         """Recorded requests whose path (relative to base_path) matches ``path_regex`` (re.search)."""
         out = []
         for r in self.requests:
-            rel = r.path[len(self.base_path):] if r.path.startswith(self.base_path) else r.path
+            rel = r.path[len(self.base_path) :] if r.path.startswith(self.base_path) else r.path
             if re.search(path_regex, rel) and (method is None or r.method == method.upper()):
                 if not ok_only or 200 <= r.status < 300:
                     out.append(r)
@@ -235,7 +241,9 @@ class FakeServer:
             while not pred(list(self._requests)):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"{self.name}: condition not met after {timeout}s ({len(self._requests)} requests)")
+                    raise TimeoutError(
+                        f"{self.name}: condition not met after {timeout}s ({len(self._requests)} requests)"
+                    )
                 self._cond.wait(left)
             return list(self._requests)
 
@@ -303,7 +311,11 @@ class FakeServer:
         body = h.rfile.read(length) if length else b""
         headers = Headers({k: v for k, v in h.headers.items()})
         req = RecordedRequest(
-            method=h.command, path=split.path, query=parse_qs(split.query), headers=headers, body=body,
+            method=h.command,
+            path=split.path,
+            query=parse_qs(split.query),
+            headers=headers,
+            body=body,
             at=time.time(),
         )
         ctype = headers.get("content-type", "")
@@ -313,7 +325,9 @@ class FakeServer:
             elif ctype.startswith("multipart/form-data"):
                 req.form, req.files = parse_multipart(ctype, body)
             elif ctype.startswith("application/x-www-form-urlencoded"):
-                req.form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
+                req.form = {
+                    k: v[-1] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()
+                }
         except (ValueError, UnicodeDecodeError) as exc:
             reply: Reply | None = Reply(400, {"detail": f"unparseable body: {exc}"})
         else:
@@ -326,8 +340,11 @@ class FakeServer:
             headers_out = {}
             if rule.retry_after is not None:
                 headers_out["Retry-After"] = str(rule.retry_after)
-            reply = Reply(rule.status, rule.body if rule.body is not None else {"detail": "injected failure"},
-                          headers=headers_out)
+            reply = Reply(
+                rule.status,
+                rule.body if rule.body is not None else {"detail": "injected failure"},
+                headers=headers_out,
+            )
         if reply is None:
             reply = self._route(req)
         req.status = reply.status
@@ -339,7 +356,7 @@ class FakeServer:
     def _route(self, req: RecordedRequest) -> Reply:
         if not req.path.startswith(self.base_path):
             return Reply(404, {"detail": "Not found."})
-        rel = req.path[len(self.base_path):] or "/"
+        rel = req.path[len(self.base_path) :] or "/"
         allowed = False
         for method, pattern, handler in self._routes:
             m = pattern.match(rel)

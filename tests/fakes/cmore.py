@@ -38,8 +38,17 @@ DEFAULT_TAGS: list[dict[str, Any]] = [
     {"id": 502, "name": "Poaching", "fields": [{"id": 9101, "name": "Suspects", "type": "number"}]},
 ]
 
-EVENT_FIELDS = ("description", "latitude", "longitude", "altitude", "accuracy", "dateOccurred", "uploadType",
-                "ownerGroupId", "tags")
+EVENT_FIELDS = (
+    "description",
+    "latitude",
+    "longitude",
+    "altitude",
+    "accuracy",
+    "dateOccurred",
+    "uploadType",
+    "ownerGroupId",
+    "tags",
+)
 
 
 class FakeCmore(FakeServer):
@@ -141,8 +150,9 @@ class FakeCmore(FakeServer):
             "description": form.get("description", ""),
             "dateOccurred": form.get("dateOccurred"),
             "uploadType": form.get("uploadType"),
-            "file": None if photo is None else {"filename": photo.filename, "size": len(photo.data),
-                                                "content_type": photo.content_type},
+            "file": None
+            if photo is None
+            else {"filename": photo.filename, "size": len(photo.data), "content_type": photo.content_type},
         }
         self.comments[cid] = comment
         self.events[root]["comments"].append(comment)

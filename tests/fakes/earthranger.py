@@ -74,8 +74,9 @@ class FakeEarthRanger(FakeServer):
         if self.token is None:
             return None
         if req.header("Authorization") != f"Bearer {self.token}":
-            return Reply(401, {"status": _status(401, "Unauthorized",
-                                                 "Authentication credentials were not provided.")})
+            return Reply(
+                401, {"status": _status(401, "Unauthorized", "Authentication credentials were not provided.")}
+            )
         return None
 
     def _event(self, event_id: str) -> dict[str, Any] | None:
@@ -94,8 +95,9 @@ class FakeEarthRanger(FakeServer):
         if not isinstance(data, dict) or not data.get("event_type"):
             return Reply(400, {"status": _status(400, "Bad Request", "event_type is required")})
         if self.event_types is not None and data["event_type"] not in self.event_types:
-            return Reply(400, {"status": _status(400, "Bad Request",
-                                                 f"Unknown event type {data['event_type']}")})
+            return Reply(
+                400, {"status": _status(400, "Bad Request", f"Unknown event type {data['event_type']}")}
+            )
         self._serial += 1
         event = {
             **data,

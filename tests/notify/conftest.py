@@ -44,8 +44,12 @@ def make_notice(photo: bytes | None = None, **overrides) -> AlertNotice:
         kind="new",
         park=ParkRef(id=1, slug="kruger-south", name="Kruger South"),
         camera=CameraRef(
-            id=7, name="CT-07 Sabie drift", latitude=-25.1234, longitude=31.9123,
-            timezone="Africa/Johannesburg", zone="north",
+            id=7,
+            name="CT-07 Sabie drift",
+            latitude=-25.1234,
+            longitude=31.9123,
+            timezone="Africa/Johannesburg",
+            zone="north",
         ),
         categories=["person"],
         max_conf=0.93,
@@ -69,8 +73,12 @@ def make_notice(photo: bytes | None = None, **overrides) -> AlertNotice:
 
 def make_update(photo: bytes | None, n: int = 2, **overrides) -> AlertNotice:
     return make_notice(
-        photo, kind="update", image_count=n, photo_filename=f"a1b2c3-{n - 1}.jpg",
-        updated_at=T0 + timedelta(seconds=2 * (n - 1)), **overrides,
+        photo,
+        kind="update",
+        image_count=n,
+        photo_filename=f"a1b2c3-{n - 1}.jpg",
+        updated_at=T0 + timedelta(seconds=2 * (n - 1)),
+        **overrides,
     )
 
 

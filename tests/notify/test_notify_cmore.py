@@ -18,8 +18,12 @@ from functions.notify import (
 TAGS = [
     {
         "tag": "Camera Trap Alert",
-        "fields": {"Camera": "{camera}", "Detected": "{categories}", "Confidence": "{max_conf}",
-                   "Photo link": "{photo_url}"},
+        "fields": {
+            "Camera": "{camera}",
+            "Detected": "{categories}",
+            "Confidence": "{max_conf}",
+            "Photo link": "{photo_url}",
+        },
     },
     {"tag": "poaching", "fields": {"Suspects": "1"}, "when": ["person"]},
 ]
@@ -27,11 +31,18 @@ TAGS = [
 
 def cmore_channel(cm, **config) -> Channel:
     return Channel(
-        id=21, park_id=1, kind="cmore", name="Kruger CMORE",
+        id=21,
+        park_id=1,
+        kind="cmore",
+        name="Kruger CMORE",
         config={
-            "base_url": cm.url, "username_setting": "CMORE_USER_KRUGER",
-            "password_setting": "CMORE_PASSWORD_KRUGER", "unique_id": "trapalert-kruger",
-            "owner_group_id": 12, "tags": TAGS, **config,
+            "base_url": cm.url,
+            "username_setting": "CMORE_USER_KRUGER",
+            "password_setting": "CMORE_PASSWORD_KRUGER",
+            "unique_id": "trapalert-kruger",
+            "owner_group_id": 12,
+            "tags": TAGS,
+            **config,
         },
     )
 
@@ -48,15 +59,19 @@ def test_new_alert_logs_in_creates_event_and_photo_comment(fake_cmore, secrets, 
     ]
     login = reqs[0]
     assert login.header("Content-Type") == "application/x-www-form-urlencoded"
-    assert login.form == {"username": "ranger", "password": "cmore-pw", "clientType": "SoftwareClient",
-                          "uniqueId": "trapalert-kruger"}
+    assert login.form == {
+        "username": "ranger",
+        "password": "cmore-pw",
+        "clientType": "SoftwareClient",
+        "uniqueId": "trapalert-kruger",
+    }
     assert login.header("Authorization") is None
     token = next(iter(fake_cmore.tokens))
     assert all(r.header("Authorization") == f"Token {token}" for r in reqs[1:])
 
     assert reqs[2].json == {
         "description": "Person at CT-07 Sabie drift\n1 person detected at 04:14 (93%).\n"
-                       f"Camera CT-07 Sabie drift (Kruger South). Photo: {notice.photo_url}",
+        f"Camera CT-07 Sabie drift (Kruger South). Photo: {notice.photo_url}",
         "latitude": -25.1234,
         "longitude": 31.9123,
         "altitude": 0.0,
@@ -65,20 +80,27 @@ def test_new_alert_logs_in_creates_event_and_photo_comment(fake_cmore, secrets, 
         "uploadType": "Generated",
         "ownerGroupId": 12,
         "tags": [
-            {"tagId": 501, "values": [
-                {"fieldId": 9001, "value": "CT-07 Sabie drift"},
-                {"fieldId": 9002, "value": "person"},
-                {"fieldId": 9003, "value": "0.93"},
-                {"fieldId": 9004, "value": notice.photo_url},
-            ]},
+            {
+                "tagId": 501,
+                "values": [
+                    {"fieldId": 9001, "value": "CT-07 Sabie drift"},
+                    {"fieldId": 9002, "value": "person"},
+                    {"fieldId": 9003, "value": "0.93"},
+                    {"fieldId": 9004, "value": notice.photo_url},
+                ],
+            },
             {"tagId": 502, "values": [{"fieldId": 9101, "value": "1"}]},
         ],
     }
     comment = reqs[3]
     assert comment.header("Content-Type").startswith("multipart/form-data")
     root = result.external_id
-    assert comment.form == {"rootMessageId": root, "description": "Photo: Person at CT-07 Sabie drift",
-                            "dateOccurred": "2026-11-20T02:14:05+00:00", "uploadType": "Generated"}
+    assert comment.form == {
+        "rootMessageId": root,
+        "description": "Photo: Person at CT-07 Sabie drift",
+        "dateOccurred": "2026-11-20T02:14:05+00:00",
+        "uploadType": "Generated",
+    }
     assert comment.files["file"].filename == "a1b2c3-0.jpg"
     assert comment.files["file"].content_type == "image/jpeg"
     assert comment.files["file"].data == photo
@@ -111,7 +133,9 @@ def test_token_is_cached_per_process_and_renewed_once_on_401(fake_cmore, secrets
 
     fake_cmore.expire_tokens()
     fake_cmore.clear()
-    build_notifier(cmore_channel(fake_cmore, photo_comment=False), secrets).send_new(make_notice(photo, alert_id=44))
+    build_notifier(cmore_channel(fake_cmore, photo_comment=False), secrets).send_new(
+        make_notice(photo, alert_id=44)
+    )
     assert [(r.path.rsplit("/api", 1)[1], r.status) for r in fake_cmore.requests] == [
         ("/v2/messages/events", 401),
         ("/token/login", 200),
@@ -174,6 +198,8 @@ def test_unknown_tag_or_field_is_a_clear_config_error(fake_cmore, secrets, notic
 
 
 def test_unknown_placeholder_is_rejected_at_build(fake_cmore, secrets):
-    channel = cmore_channel(fake_cmore, tags=[{"tag": "Poaching", "fields": {"Suspects": "{camera.__class__}"}}])
+    channel = cmore_channel(
+        fake_cmore, tags=[{"tag": "Poaching", "fields": {"Suspects": "{camera.__class__}"}}]
+    )
     with pytest.raises(ChannelConfigError, match="unknown placeholders"):
         build_notifier(channel, secrets)

@@ -20,7 +20,10 @@ from functions.notify import (
 
 def er_channel(er, **config) -> Channel:
     return Channel(
-        id=11, park_id=1, kind="earthranger", name="Kruger ER",
+        id=11,
+        park_id=1,
+        kind="earthranger",
+        name="Kruger ER",
         config={"service_root": er.url, "token_setting": "ER_TOKEN_KRUGER", **config},
     )
 
@@ -102,9 +105,16 @@ def test_update_with_more_serious_category_raises_priority(fake_er, secrets, pho
 def test_priorities_and_detail_keys_are_configurable(fake_er, secrets, photo):
     notifier = build_notifier(
         er_channel(
-            fake_er, event_type="poacher_rep", priorities={"person": 300, "vehicle": 300, "animal": 0},
-            details_keys={"camera": "cameratrap_name", "confidence": "detection_confidence", "photo_url": None},
-            extra_details={"source": "trapalert"}, attach_photo=False,
+            fake_er,
+            event_type="poacher_rep",
+            priorities={"person": 300, "vehicle": 300, "animal": 0},
+            details_keys={
+                "camera": "cameratrap_name",
+                "confidence": "detection_confidence",
+                "photo_url": None,
+            },
+            extra_details={"source": "trapalert"},
+            attach_photo=False,
         ),
         secrets,
     )
@@ -113,7 +123,9 @@ def test_priorities_and_detail_keys_are_configurable(fake_er, secrets, photo):
     assert req.json["event_type"] == "poacher_rep"
     assert req.json["priority"] == 300
     assert req.json["event_details"] == {
-        "source": "trapalert", "cameratrap_name": "CT-07 Sabie drift", "detection_confidence": 0.93,
+        "source": "trapalert",
+        "cameratrap_name": "CT-07 Sabie drift",
+        "detection_confidence": 0.93,
     }
 
 
@@ -169,7 +181,9 @@ def test_unknown_event_type_is_permanent_and_clear(fake_er, secrets, notice):
 def test_rejected_token_names_the_setting_not_the_value(fake_er, notice):
     from functions.notify import EnvSecrets
 
-    notifier = build_notifier(er_channel(fake_er), EnvSecrets(environ={"ER_TOKEN_KRUGER": "wrong-token-value"}))
+    notifier = build_notifier(
+        er_channel(fake_er), EnvSecrets(environ={"ER_TOKEN_KRUGER": "wrong-token-value"})
+    )
     with pytest.raises(PermanentDeliveryError) as info:
         notifier.send_new(notice)
     assert "ER_TOKEN_KRUGER" in str(info.value) and "401" in str(info.value)
@@ -177,7 +191,9 @@ def test_rejected_token_names_the_setting_not_the_value(fake_er, notice):
 
 
 def test_camera_trap_mode_keeps_group_id_and_treats_409_as_delivered(fake_er, secrets, photo):
-    notifier = build_notifier(er_channel(fake_er, mode="camera_trap", provider_key="trapalert-kruger"), secrets)
+    notifier = build_notifier(
+        er_channel(fake_er, mode="camera_trap", provider_key="trapalert-kruger"), secrets
+    )
     first = notifier.send_new(make_notice(photo))
     reqs = fake_er.requests
     assert [(r.method, r.path) for r in reqs] == [
@@ -220,12 +236,22 @@ def test_camera_trap_429(fake_er, secrets, notice):
     ("config", "message"),
     [
         ({"token_setting": "ER_TOKEN_KRUGER"}, "service_root: Field required"),
-        ({"service_root": "ftp://x", "token_setting": "T"}, "service_root: Value error, must be an http(s) URL"),
-        ({"service_root": "https://x.pamdas.org", "token_setting": "T", "mode": "camera_trap"}, "provider_key"),
-        ({"service_root": "https://x.pamdas.org", "token_setting": "T", "priorities": {"person": 350}},
-         "priorities must be 0, 100"),
-        ({"service_root": "https://x.pamdas.org", "token_setting": "T", "details_keys": {"colour": "c"}},
-         "unknown detail fields ['colour']"),
+        (
+            {"service_root": "ftp://x", "token_setting": "T"},
+            "service_root: Value error, must be an http(s) URL",
+        ),
+        (
+            {"service_root": "https://x.pamdas.org", "token_setting": "T", "mode": "camera_trap"},
+            "provider_key",
+        ),
+        (
+            {"service_root": "https://x.pamdas.org", "token_setting": "T", "priorities": {"person": 350}},
+            "priorities must be 0, 100",
+        ),
+        (
+            {"service_root": "https://x.pamdas.org", "token_setting": "T", "details_keys": {"colour": "c"}},
+            "unknown detail fields ['colour']",
+        ),
         ({"service_root": "https://x.pamdas.org", "token_setting": "T", "tokn": "x"}, "tokn: Extra inputs"),
     ],
 )

@@ -26,9 +26,17 @@ EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)> & "CT-07"'
 
 
 def email_channel(**config) -> Channel:
-    return Channel(id=31, park_id=1, kind="email", name="Kruger rangers",
-                   config={"to": ["duty@kruger.example", "ops@kruger.example"],
-                           "from_address": "alerts@trapalert.example", **config})
+    return Channel(
+        id=31,
+        park_id=1,
+        kind="email",
+        name="Kruger rangers",
+        config={
+            "to": ["duty@kruger.example", "ops@kruger.example"],
+            "from_address": "alerts@trapalert.example",
+            **config,
+        },
+    )
 
 
 def test_sendgrid_request_is_exactly_what_sendgrid_expects(fake_sendgrid, secrets, notice, photo):
@@ -41,7 +49,10 @@ def test_sendgrid_request_is_exactly_what_sendgrid_expects(fake_sendgrid, secret
     assert req.header("Content-Type") == "application/json"
     body = req.json
     assert body["from"] == {"email": "alerts@trapalert.example", "name": "TrapAlert"}
-    assert body["personalizations"][0]["to"] == [{"email": "duty@kruger.example"}, {"email": "ops@kruger.example"}]
+    assert body["personalizations"][0]["to"] == [
+        {"email": "duty@kruger.example"},
+        {"email": "ops@kruger.example"},
+    ]
     assert body["subject"] == "[TrapAlert] person at CT-07 Sabie drift (Kruger South), 93%"
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
     text, htm = body["content"][0]["value"], body["content"][1]["value"]
@@ -51,10 +62,19 @@ def test_sendgrid_request_is_exactly_what_sendgrid_expects(fake_sendgrid, secret
     assert f'href="{html.escape(notice.map_url, quote=True)}"' in htm
     attachments = sorted(body["attachments"], key=lambda a: a["disposition"])
     assert attachments == [
-        {"content": base64.b64encode(photo).decode(), "filename": "a1b2c3-0.jpg", "type": "image/jpeg",
-         "disposition": "attachment"},
-        {"content": base64.b64encode(photo).decode(), "filename": "a1b2c3-0.jpg", "type": "image/jpeg",
-         "disposition": "inline", "content_id": "alert-photo"},
+        {
+            "content": base64.b64encode(photo).decode(),
+            "filename": "a1b2c3-0.jpg",
+            "type": "image/jpeg",
+            "disposition": "attachment",
+        },
+        {
+            "content": base64.b64encode(photo).decode(),
+            "filename": "a1b2c3-0.jpg",
+            "type": "image/jpeg",
+            "disposition": "inline",
+            "content_id": "alert-photo",
+        },
     ]
     assert body["custom_args"] == {"alert_id": "42", "correlation_id": "corr-42"}
     assert result.external_id and result.external_id == result.state["message_id"]
@@ -63,8 +83,9 @@ def test_sendgrid_request_is_exactly_what_sendgrid_expects(fake_sendgrid, secret
 def test_html_injection_in_camera_name_is_escaped(fake_sendgrid, secrets, photo):
     notifier = build_notifier(email_channel(host=fake_sendgrid.url), secrets)
     camera = CameraRef(id=7, name=EVIL, latitude=-25.1, longitude=31.9, timezone="UTC")
-    notifier.send_new(make_notice(photo, camera=camera, title=f"Person at {EVIL}",
-                                  photo_url='javascript:alert(1)//"><b>'))
+    notifier.send_new(
+        make_notice(photo, camera=camera, title=f"Person at {EVIL}", photo_url='javascript:alert(1)//"><b>')
+    )
     body = fake_sendgrid.messages[0]
     htm = body["content"][1]["value"]
     assert "<script>" not in htm and "<img src=x" not in htm
@@ -106,7 +127,9 @@ def test_sendgrid_unreachable_is_transient(secrets, notice):
 
 
 def test_outbox_mode_writes_a_complete_eml(tmp_path, secrets, photo):
-    notifier = build_notifier(email_channel(mode="outbox", outbox_dir=str(tmp_path / "outbox")), EnvSecrets({}))
+    notifier = build_notifier(
+        email_channel(mode="outbox", outbox_dir=str(tmp_path / "outbox")), EnvSecrets({})
+    )
     camera = CameraRef(id=7, name=EVIL, latitude=-25.1, longitude=31.9)
     result = notifier.send_new(make_notice(photo, camera=camera))
     files = list((tmp_path / "outbox").glob("*.eml"))
@@ -122,7 +145,11 @@ def test_outbox_mode_writes_a_complete_eml(tmp_path, secrets, photo):
     inline = [p for p in parts if p.get("Content-ID") == "<alert-photo>"]
     attached = [p for p in parts if p.get_content_disposition() == "attachment"]
     assert len(inline) == 1 and inline[0].get_content() == photo
-    assert len(attached) == 1 and attached[0].get_filename() == "a1b2c3-0.jpg" and attached[0].get_content() == photo
+    assert (
+        len(attached) == 1
+        and attached[0].get_filename() == "a1b2c3-0.jpg"
+        and attached[0].get_content() == photo
+    )
 
 
 def test_updates_send_another_mail_once(tmp_path, photo):

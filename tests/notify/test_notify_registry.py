@@ -56,7 +56,8 @@ PLUGIN = textwrap.dedent(
 
         def send_update(self, notice, previous):
             SENT.append(("update", notice.alert_id, tuple(self.config.numbers)))
-            return DeliveryResult(external_id=previous.external_id, state={"count": previous.state["count"] + 1})
+            count = previous.state["count"] + 1
+            return DeliveryResult(external_id=previous.external_id, state={"count": count})
 
 
     def broken_factory(channel, secrets, http):
@@ -93,8 +94,13 @@ def test_builtin_kinds():
 def test_third_party_adapter_registered_by_entry_point_is_used(plugin_on_path, notice):
     kinds = available_kinds()
     assert kinds["sms"] == "entry point park_sms_plugin:SmsNotifier (park-sms-plugin 1.2.0)"
-    channel = Channel(id=51, park_id=1, kind="sms", name="SMS duty", config={"numbers": ["+27820000000"],
-                                                                           "api_key_setting": "SMS_KEY"})
+    channel = Channel(
+        id=51,
+        park_id=1,
+        kind="sms",
+        name="SMS duty",
+        config={"numbers": ["+27820000000"], "api_key_setting": "SMS_KEY"},
+    )
     notifier = build_notifier(channel, EnvSecrets(environ={"SMS_KEY": "k"}))
     assert type(notifier).__module__ == "park_sms_plugin"
     assert isinstance(notifier, Notifier)
@@ -130,8 +136,11 @@ def test_unknown_kind_lists_the_known_ones():
 
 
 def test_validate_builtin_config_without_secrets():
-    cfg = validate_channel(Channel(id=56, park_id=1, kind="webhook",
-                                   config={"url": "https://x.example/h", "secret_setting": "S"}))
+    cfg = validate_channel(
+        Channel(
+            id=56, park_id=1, kind="webhook", config={"url": "https://x.example/h", "secret_setting": "S"}
+        )
+    )
     assert cfg.url == "https://x.example/h"
     with pytest.raises(ChannelConfigError, match="secret_setting: Field required"):
         validate_channel(Channel(id=57, park_id=1, kind="webhook", config={"url": "https://x.example/h"}))
