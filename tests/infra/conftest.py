@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # functions/ is imported from the repository root
 pycep = pytest.importorskip("pycep", reason="pycep-parser is a dev dependency of the infra checks")
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse_bicep(path: Path) -> dict[str, Any]:
     from pycep import BicepParser
 
@@ -65,7 +65,7 @@ def resources_of_type(parsed: dict[str, Any], rtype: str) -> dict[str, dict[str,
 def body(resource: dict[str, Any]) -> dict[str, Any]:
     """The object of a resource, under its loop or condition if it has one."""
     config = resource["config"]
-    while isinstance(config, dict) and ("loop_type" in config or "condition" in config) and "config" in config:
+    while isinstance(config, dict) and "config" in config and ("loop_type" in config or "condition" in config):
         config = config["config"]
     return config
 

@@ -93,11 +93,13 @@ def test_secret_setting_names_cover_the_app_secrets(main_bicep, parameters):
     assert channels == "channelSecretNames"
     app_secrets = secret_settings_of_app()
     assert app_secrets, "functions/settings.py declares no SecretStr setting?"
-    assert app_secrets <= set(fixed), f"secret settings without a Key Vault reference: {app_secrets - set(fixed)}"
+    missing = app_secrets - set(fixed)
+    assert not missing, f"secret settings without a Key Vault reference: {missing}"
     for env in ("dev", "prod"):
         for name in parameters[env]["channelSecretNames"]:
             assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name), name
-    assert main_bicep["modules"]["functionApp"]["config"]["params"]["secretSettingNames"] == "secretSettingNames"
+    fn_params = main_bicep["modules"]["functionApp"]["config"]["params"]
+    assert fn_params["secretSettingNames"] == "secretSettingNames"
 
 
 def test_secret_settings_are_key_vault_references(module):
@@ -132,7 +134,8 @@ def test_storage_is_identity_based_in_app_settings(module):
     assert "AzureWebJobsStorage__accountName" in plain
     assert "AzureWebJobsStorage" not in plain, "a connection string would carry the account key"
     # Flex Consumption refuses these: the runtime comes from functionAppConfig.
-    assert not {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE"} & set(plain)
+    refused = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE"}
+    assert not refused & set(plain)
 
 
 def test_required_app_settings_are_set(module, main_bicep):
@@ -193,7 +196,8 @@ def test_dev_and_prod_set_the_same_parameters(parameters, main_bicep):
     assert set(parameters["dev"]) <= declared, f"unknown parameters: {set(parameters['dev']) - declared}"
     secure = {n for n, p in main_bicep["parameters"].items() if {"type": "secure"} in p["decorators"]}
     required = {n for n, p in main_bicep["parameters"].items() if p.get("default") is None} - secure
-    assert required <= set(parameters["dev"]), f"not set by the parameter files: {required - set(parameters['dev'])}"
+    unset = required - set(parameters["dev"])
+    assert not unset, f"not set by the parameter files: {unset}"
 
 
 def test_environment_values(parameters):
@@ -223,7 +227,8 @@ def test_storage_account_baseline(module):
     assert props["minimumTlsVersion"] == "TLS1_2"
     assert props["allowSharedKeyAccess"] is False
     assert props["supportsHttpsTrafficOnly"] is True
-    containers = resources_of_type(module("storage"), "Microsoft.Storage/storageAccounts/blobServices/containers")
+    ctype = "Microsoft.Storage/storageAccounts/blobServices/containers"
+    containers = resources_of_type(module("storage"), ctype)
     assert containers
     for c in containers.values():
         assert body(c)["properties"]["publicAccess"] == "None"
@@ -236,7 +241,8 @@ def test_photo_lifecycle_rule(main_bicep, module):
     assert rules[0] == "concat" and rules[1]["arg_1"] == ["defaultRule"]
     default = var_value(storage, "defaultRule")
     assert default["enabled"] is True
-    assert default["definition"]["actions"]["baseBlob"]["delete"]["daysAfterCreationGreaterThan"] == "photoRetentionDays"
+    days = default["definition"]["actions"]["baseBlob"]["delete"]["daysAfterCreationGreaterThan"]
+    assert days == "photoRetentionDays"
     prefix = default["definition"]["filters"]["prefixMatch"]
     assert prefix["loop_type"]["detail"]["array_name"] == "photoContainers"
     assert {names.IMAGES_CONTAINER, names.RAW_EMAILS_CONTAINER, names.ANNOTATED_CONTAINER} <= set(
@@ -246,7 +252,8 @@ def test_photo_lifecycle_rule(main_bicep, module):
     park = function_call(var_value(storage, "parkRules"))
     delete = park[1]["arg_2"]["detail"]["expression"]["definition"]["actions"]["baseBlob"]["delete"]
     capped = function_call(delete["daysAfterCreationGreaterThan"])
-    assert capped[0] == "min" and capped[1]["arg_2"] == "photoRetentionDays", "a park can only shorten retention"
+    assert capped[0] == "min", "a park can only shorten retention"
+    assert capped[1]["arg_2"] == "photoRetentionDays"
 
 
 def test_function_app_flex_consumption_python_311_identity(module):
@@ -279,7 +286,8 @@ def test_function_app_role_assignments(module):
     assigned = set()
     for r in resources_of_type(app, "Microsoft.Authorization/roleAssignments").values():
         role = render(r["config"]["properties"]["roleDefinitionId"])  # subscriptionResourceId(..., roles.x)
-        assert role.startswith("subscription_resource_id(Microsoft.Authorization/roleDefinitions, roles."), role
+        prefix = "subscription_resource_id(Microsoft.Authorization/roleDefinitions, roles."
+        assert role.startswith(prefix), role
         assigned.add(roles[role.rstrip(")").split("roles.")[1]])
         assert render(r["config"]["properties"]["principalId"]) == "site.identity.principalId"
     assert wanted <= assigned

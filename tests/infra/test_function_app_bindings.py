@@ -37,7 +37,8 @@ def functions_metadata() -> list[dict]:
     env.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
     env.setdefault("SCORING_URL", "http://127.0.0.1:9")
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ROOT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", PROBE, str(ROOT)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, f"importing function_app.py failed:\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -88,4 +89,4 @@ def test_always_ready_names_are_real_functions(functions_metadata, parameters):
         for entry in parameters[env]["functionAlwaysReady"]:
             if entry["name"].startswith("function:"):
                 name = entry["name"].split(":", 1)[1]
-                assert name in functions, f"{env}: always-ready {entry['name']} names no function ({functions})"
+                assert name in functions, f"{env}: always-ready {entry['name']} is not in {functions}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 from conftest import INFRA, ROOT
 
@@ -109,7 +111,8 @@ def test_azd_services_match_bicep_tags():
     assert (INFRA / "main.parameters.json").is_file(), "azd reads infra/<module>.parameters.json"
     tagged = set()
     for path in (INFRA / "modules").glob("*.bicep"):
-        tagged |= set(__import__("re").findall(r"'azd-service-name': '([a-z-]+)'", path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        tagged |= set(re.findall(r"'azd-service-name': '([a-z-]+)'", text))
     assert set(doc["services"]) == tagged
     assert doc["services"]["api"]["host"] == "function"
     assert doc["services"]["scoring"]["host"] == "containerapp"
