@@ -1,9 +1,323 @@
-"""The send-alert handler."""
+"""The send-alert handler: fan one alert out to every channel of the camera's park (and zone).
+
+Where things are decided:
+
+* **Which channels**: enabled channels of the park with purpose ``alerts`` (``ops`` for ``reason=ops``)
+  whose zone is unset or equals the camera's zone.
+* **Once per channel and version**: a channel whose ``deliveries.delivered_version`` is already >= the
+  message's version is skipped (a redelivered message sends nothing twice). Otherwise the channel gets
+  ``send_new`` (never delivered: resuming a stored partial if an earlier attempt left one) or
+  ``send_update(previous)``. The alert is read fresh, so a channel is brought to the alert's *current*
+  version (a late version-1 message after version 2 was committed sends version 2, and the version-2
+  message then finds nothing to do).
+* **Concurrency**: each (alert, channel) delivery is claimed (a lease in the deliveries row) while it is
+  sent; a second message of the same alert waits for the claim, then re-reads what was delivered.
+* **Channels are independent**: they are sent in parallel (a slow or dead EarthRanger does not delay the
+  email), each result recorded on its own.
+* **Errors**: a transient failure (timeout, 5xx, 429, network) is recorded on the channel and, after all
+  channels ran, raised as :class:`ChannelsFailed` naming the failing channel(s): the host retries the
+  message (delivered channels are skipped next time) and after maxDequeueCount moves it to
+  ``send-alert-poison``, with the error naming the channel in ``message_failures``/``poison_records``.
+  A *permanent* failure (ChannelConfigError: bad config, missing secret setting; PermanentDeliveryError:
+  the remote refused for good) is recorded ``failed`` with its reason and logged at ERROR, and does not
+  raise on its own: retrying cannot help until an operator fixes the channel, and the other channels must
+  not be retried or delayed because of it. Ops see it in ``trapalert channels list`` (last delivery status
+  and error per channel) and in the deliveries table; a message that does raise (some transient failure)
+  names the permanent failures too.
+* **The photo**: the best image annotated (boxes, labels) once and cached in the ``annotated`` container
+  as ``<image id>-v<ANNOTATION_VERSION>.jpg`` (an image's detections never change; the version changes
+  when the drawing does). A photo that cannot be read or drawn never blocks the alert: the notice goes
+  out without it. The original photo is linked with a read-only SAS that expires after PHOTO_LINK_HOURS.
+* **Secrets**: channel configs name app settings; values are read from the environment when the adapter
+  is built, never stored or logged, and scrubbed from recorded errors.
+"""
 
 from __future__ import annotations
 
-from . import NotBuiltYet
+import contextvars
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from .. import names
+from ..adapters.deliveries import Claim, DeliveryBusy, DeliveryRepository
+from ..messages import SendAlert
+from ..notify import (
+    AlertNotice,
+    CameraRef,
+    Channel,
+    ChannelConfigError,
+    DeliveryError,
+    DeliveryResult,
+    DetectionRef,
+    EnvSecrets,
+    ParkRef,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    build_notifier,
+)
+from ..notify.annotate import CATEGORY_NAMES, AnnotateError, annotate
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_VERSION = 1
+CLAIM_LEASE_S = 120.0  # longer than the worst-case adapter time (a few requests at 10 s each)
+CLAIM_WAIT_S = 130.0  # wait for a claim held by another worker (or a dead one, until its lease ends)
+MAX_PARALLEL_CHANNELS = 8
 
 
-def handle(message, svc) -> None:
-    raise NotBuiltYet("send-alert is not built yet (issue #6)")
+class AlertNotFound(RuntimeError):
+    """The alert of the message does not exist (not committed yet, or deleted): retried, then poisoned."""
+
+
+class AlertNotReady(RuntimeError):
+    """The alert row is older than the message's version (its update is not visible yet): retried."""
+
+
+class ChannelsFailed(RuntimeError):
+    """Some channel failed transiently: the message must be retried. The message names each channel."""
+
+    def __init__(self, alert_id: int, version: int, failures: list[ChannelOutcome]):
+        self.failures = failures
+        parts = [f"channel {f.channel_name!r} ({f.kind}, id {f.channel_id}): {f.error}" for f in failures]
+        super().__init__(f"alert {alert_id} v{version} not delivered to " + "; ".join(parts))
+
+
+@dataclass(frozen=True)
+class ChannelOutcome:
+    channel_id: int
+    channel_name: str
+    kind: str
+    outcome: str  # delivered | skipped | transient | permanent
+    error: str | None = None
+    external_id: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ the handler
+def handle(msg: SendAlert, svc) -> list[ChannelOutcome]:
+    repo = DeliveryRepository(svc.db)
+    alert = repo.alert_context(msg.alert_id)
+    if alert is None:
+        raise AlertNotFound(f"alert {msg.alert_id} does not exist")
+    if alert["version"] < msg.version:
+        raise AlertNotReady(f"alert {msg.alert_id} is at version {alert['version']}, the message asks for "
+                            f"{msg.version}")
+    purpose = "ops" if msg.reason == "ops" else "alerts"
+    channels = repo.channels_for(alert["park_id"], alert["camera_zone"], purpose)
+    if not channels:
+        log.warning("alert %s: park %s has no enabled %s channel for zone %r", msg.alert_id,
+                    alert["park_slug"], purpose, alert["camera_zone"])
+        return []
+
+    notice = build_notice(alert, repo, svc, msg)
+    secrets = svc.secrets if hasattr(svc, "secrets") else EnvSecrets()
+    workers = min(MAX_PARALLEL_CHANNELS, len(channels))
+    if workers == 1:
+        outcomes = [deliver_to_channel(repo, ch, notice, alert["version"], msg, secrets) for ch in channels]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send-alert") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, deliver_to_channel, repo, ch, notice,
+                                   alert["version"], msg, secrets) for ch in channels]  # keeps the correlation id
+            outcomes = [f.result() for f in futures]
+
+    transient = [o for o in outcomes if o.outcome == "transient"]
+    permanent = [o for o in outcomes if o.outcome == "permanent"]
+    log.info("alert %s v%s: %s", msg.alert_id, alert["version"],
+             ", ".join(f"{o.channel_name}={o.outcome}" for o in outcomes))
+    if transient:
+        raise ChannelsFailed(msg.alert_id, alert["version"], transient + permanent)
+    return outcomes
+
+
+def deliver_to_channel(repo: DeliveryRepository, row: dict[str, Any], notice: AlertNotice, version: int,
+                       msg: SendAlert, secrets) -> ChannelOutcome:
+    """Bring one channel to ``version`` of the alert; record the outcome; never raises a delivery error."""
+    channel = Channel(id=row["id"], park_id=row["park_id"], kind=row["kind"], name=row["name"],
+                      config=row["config"] or {}, zone=row["zone"], enabled=row["enabled"])
+
+    def outcome(kind: str, error: str | None = None, external_id: str | None = None) -> ChannelOutcome:
+        return ChannelOutcome(channel.id, channel.name, channel.kind, kind, error, external_id)
+
+    try:
+        claim = repo.claim(msg.alert_id, channel.id, lease_s=CLAIM_LEASE_S, wait_s=CLAIM_WAIT_S)
+    except DeliveryBusy as exc:
+        return outcome("transient", str(exc))
+    if claim.delivered_version >= msg.version:
+        repo.release(claim)
+        return outcome("skipped", external_id=claim.external_id)
+
+    recording = _RecordingSecrets(secrets)
+    notifier = None
+    try:
+        notifier = build_notifier(channel, recording)
+        previous, resume = _stored_results(claim)
+        channel_notice = notice.model_copy(update={"kind": _notice_kind(notice, previous)})
+        if previous is None:
+            result = notifier.send_new(channel_notice, resume=resume) if resume else \
+                notifier.send_new(channel_notice)
+        else:
+            result = notifier.send_update(channel_notice, previous)
+    except DeliveryError as exc:
+        error = recording.scrub(f"{type(exc).__name__}: {exc}")
+        partial = exc.partial
+        repo.record_failed(claim, error, external_id=partial.external_id if partial else None,
+                           state=_jsonable(partial.state) if partial else None)
+        if isinstance(exc, ChannelConfigError | PermanentDeliveryError):
+            log.error("alert %s: channel %s (%s) failed permanently: %s", msg.alert_id, channel.name,
+                      channel.kind, error)
+            return outcome("permanent", error)
+        log.warning("alert %s: channel %s (%s) failed, will retry: %s", msg.alert_id, channel.name,
+                    channel.kind, error)
+        return outcome("transient", error)
+    except Exception as exc:  # noqa: BLE001 - an adapter bug: retry (bounded by the queue), then poison
+        error = recording.scrub(f"{type(exc).__name__}: {exc}")
+        log.exception("alert %s: channel %s (%s) raised unexpectedly", msg.alert_id, channel.name, channel.kind)
+        repo.record_failed(claim, error)
+        return outcome("transient", error)
+    finally:
+        close = getattr(notifier, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001
+                pass
+    if not repo.record_delivered(claim, version, result.external_id, _jsonable(result.state)):
+        log.error("alert %s: channel %s delivered but its claim had expired (delivery took longer than %s s)",
+                  msg.alert_id, channel.name, CLAIM_LEASE_S)
+    return outcome("delivered", external_id=result.external_id)
+
+
+def _stored_results(claim: Claim) -> tuple[DeliveryResult | None, DeliveryResult | None]:
+    """(previous, resume): the last successful result, or the partial of a failed first delivery."""
+    stored = DeliveryResult(external_id=claim.external_id, state=dict(claim.state or {}))
+    if claim.delivered_version > 0:
+        return stored, None
+    if claim.external_id or claim.state:
+        return None, stored
+    return None, None
+
+
+def _notice_kind(notice: AlertNotice, previous: DeliveryResult | None) -> str:
+    if notice.kind in ("health", "ops"):
+        return notice.kind
+    return "new" if previous is None else "update"
+
+
+def _jsonable(state: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(state, default=str))
+
+
+class _RecordingSecrets:
+    """Wraps the secret resolver to remember the values handed out, so errors can be scrubbed of them."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self._values: list[str] = []
+
+    def __call__(self, name: str) -> str:
+        value = self._inner(name)
+        self._values.append(value)
+        return value
+
+    def scrub(self, text: str) -> str:
+        for v in self._values:
+            if v and len(v) >= 4:
+                text = text.replace(v, "***")
+        return text
+
+
+# ------------------------------------------------------------------------------------------ the notice
+def category_name(category: str) -> str:
+    return CATEGORY_NAMES.get(str(category), str(category))
+
+
+def map_url(latitude: float | None, longitude: float | None) -> str | None:
+    if latitude is None or longitude is None:
+        return None
+    return (f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}"
+            f"#map=16/{latitude:.6f}/{longitude:.6f}")
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _conf(value: Any) -> float:
+    return min(1.0, max(0.0, float(value or 0.0)))
+
+
+def build_notice(alert: dict[str, Any], repo: DeliveryRepository, svc, msg: SendAlert) -> AlertNotice:
+    categories = list(dict.fromkeys(category_name(c) for c in alert["categories"] or []))
+    detections = []
+    if alert["best_image_id"] is not None:
+        detections = [DetectionRef(category=category_name(d["category"]), conf=_conf(d["conf"]),
+                                   bbox=(d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]))
+                      for d in repo.detections(alert["best_image_id"])]
+    camera = CameraRef(id=alert["camera_id"], name=alert["camera_name"], latitude=alert["latitude"],
+                       longitude=alert["longitude"], timezone=alert["camera_timezone"] or "UTC",
+                       zone=alert["camera_zone"])
+    what = ", ".join(categories) or "activity"
+    if alert["kind"] == "health":
+        kind = "health"
+    elif msg.reason == "ops":
+        kind = "ops"
+    else:
+        kind = "new"  # per channel: "update" where the channel already has this alert
+    title = alert["title"] or f"{what[:1].upper()}{what[1:]} detected at {camera.name}"
+    started = _utc(alert["started_at"])
+    notice = AlertNotice(
+        alert_id=alert["id"], kind=kind,
+        park=ParkRef(id=alert["park_id"], slug=alert["park_slug"], name=alert["park_name"]),
+        camera=camera, categories=categories, max_conf=_conf(alert["max_conf"]),
+        mean_conf=_conf(alert["mean_conf"]), image_count=max(0, alert["image_count"] or 0),
+        started_at=started, updated_at=_utc(alert["last_image_at"]), title=title,
+        summary=_summary(alert, what, camera),
+        map_url=map_url(camera.latitude, camera.longitude), correlation_id=str(msg.correlation_id),
+        detections=detections,
+    )
+    if alert["best_image_id"] is None or not alert["image_blob"]:
+        return notice
+    photo, url = _photo(svc, alert, detections)
+    name = f"{(alert['image_sha256'] or '')[:24] or 'image'}-{alert['best_image_id']}.jpg"
+    return notice.model_copy(update={"photo_jpeg": photo, "photo_url": url, "photo_filename": name})
+
+
+def _summary(alert: dict[str, Any], what: str, camera: CameraRef) -> str:
+    if alert["kind"] == "health":
+        return str((alert.get("details") or {}).get("summary") or f"Camera {camera.name} needs attention.")
+    n = alert["image_count"] or 0
+    return (f"{what.capitalize()} seen by camera {camera.name} with up to {_conf(alert['max_conf']):.0%} "
+            f"confidence ({n} photo{'s' if n != 1 else ''}).")
+
+
+def _photo(svc, alert: dict[str, Any], detections: list[DetectionRef]) -> tuple[bytes | None, str | None]:
+    """(annotated JPEG or None, time-limited link to the original or None). Never raises."""
+    storage = svc.storage
+    url = None
+    try:
+        url = storage.blob_url(names.IMAGES_CONTAINER, alert["image_blob"], hours=svc.settings.photo_link_hours)
+    except Exception as exc:  # noqa: BLE001 - a link is a nicety; the alert goes out without it
+        log.warning("alert %s: no photo link (%s)", alert["id"], exc)
+    cache_name = f"{alert['best_image_id']}-v{ANNOTATION_VERSION}.jpg"
+    try:
+        return storage.get_blob(names.ANNOTATED_CONTAINER, cache_name), url
+    except Exception:  # noqa: BLE001 - not cached yet (or storage trouble: try the original below)
+        pass
+    try:
+        original = storage.get_blob(names.IMAGES_CONTAINER, alert["image_blob"])
+        jpeg = annotate(original, detections)
+    except (AnnotateError, AzureError, OSError, RuntimeError) as exc:
+        log.warning("alert %s: sending without photo: %s", alert["id"], exc)
+        return None, url
+    try:
+        storage.put_blob(names.ANNOTATED_CONTAINER, cache_name, jpeg, content_type="image/jpeg",
+                         metadata={"alert_id": str(alert["id"]), "image_id": str(alert["best_image_id"])})
+    except Exception as exc:  # noqa: BLE001 - the cache is optional
+        log.warning("alert %s: annotated photo not cached: %s", alert["id"], exc)
+    return jpeg, url

@@ -1,0 +1,137 @@
+"""Alerts, channels and delivery records in PostgreSQL: what the send-alert handler reads and writes.
+
+One ``deliveries`` row per (alert, channel). ``delivered_version`` is the alert version last delivered on
+that channel; ``external_id``/``state`` are what the adapter left on the remote side (an EarthRanger event
+id, a CMORE root message id), including the *partial* state of a failed attempt, so the next attempt
+resumes instead of creating a second remote event. While ``delivered_version`` is 0 the stored state is a
+partial (``send_new(resume=...)``); afterwards it is the previous result (``send_update(previous=...)``).
+
+A delivery is *claimed* (``claim_token``/``claimed_until``, a lease) while a worker sends it, so that two
+messages of one alert handled at once never both send (see migration 0006).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ..db import Database
+
+
+class DeliveryBusy(RuntimeError):
+    """Another worker holds the claim of this delivery and did not release it in time."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    token: str
+    delivered_version: int
+    external_id: str | None
+    state: dict[str, Any]
+    status: str
+
+
+class DeliveryRepository:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- reads ----------------------------------------------------------------------------------
+    def alert_context(self, alert_id: int) -> dict[str, Any] | None:
+        """The alert with its camera, park and best image (None when the alert does not exist)."""
+        return self.db.fetchone(
+            """SELECT a.*, a.updated_at AS alert_updated_at,
+                      c.name AS camera_name, c.latitude, c.longitude, c.zone AS camera_zone,
+                      COALESCE(c.timezone, p.timezone) AS camera_timezone,
+                      p.slug AS park_slug, p.name AS park_name,
+                      i.blob_name AS image_blob, i.sha256 AS image_sha256, i.taken_at AS image_taken_at
+               FROM alerts a
+               JOIN cameras c ON c.id = a.camera_id
+               JOIN parks p ON p.id = a.park_id
+               LEFT JOIN images i ON i.id = a.best_image_id
+               WHERE a.id = %s""", (alert_id,))
+
+    def detections(self, image_id: int) -> list[dict[str, Any]]:
+        return self.db.fetchall(
+            "SELECT category, conf, bbox_x, bbox_y, bbox_w, bbox_h FROM detections WHERE image_id = %s "
+            "ORDER BY conf DESC, id", (image_id,))
+
+    def channels_for(self, park_id: int, zone: str | None, purpose: str) -> list[dict[str, Any]]:
+        """Enabled channels of the park for ``purpose`` whose zone is unset or the camera's zone."""
+        return self.db.fetchall(
+            """SELECT * FROM channels
+               WHERE park_id = %s AND enabled AND purpose = %s AND (zone IS NULL OR zone = %s)
+               ORDER BY id""", (park_id, purpose, zone))
+
+    # -- claims ---------------------------------------------------------------------------------
+    def try_claim(self, alert_id: int, channel_id: int, lease_s: float) -> Claim | None:
+        token = str(uuid.uuid4())
+        with self.db.transaction() as cur:
+            cur.execute(
+                """INSERT INTO deliveries (alert_id, channel_id, status) VALUES (%s, %s, 'pending')
+                   ON CONFLICT (alert_id, channel_id) DO NOTHING""", (alert_id, channel_id))
+            cur.execute(
+                """UPDATE deliveries SET claim_token = %s, claimed_until = now() + make_interval(secs => %s)
+                   WHERE alert_id = %s AND channel_id = %s
+                     AND (claimed_until IS NULL OR claimed_until < now())
+                   RETURNING id, delivered_version, external_id, state, status""",
+                (token, float(lease_s), alert_id, channel_id))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return Claim(row["id"], token, row["delivered_version"], row["external_id"], row["state"] or {},
+                     row["status"])
+
+    def claim(self, alert_id: int, channel_id: int, *, lease_s: float, wait_s: float) -> Claim:
+        """Claim the delivery, waiting while another worker holds it (up to ``wait_s``)."""
+        deadline = time.monotonic() + wait_s
+        pause = 0.05
+        while True:
+            claim = self.try_claim(alert_id, channel_id, lease_s)
+            if claim is not None:
+                return claim
+            if time.monotonic() >= deadline:
+                raise DeliveryBusy(f"delivery of alert {alert_id} to channel {channel_id} is held by another "
+                                   f"worker for more than {wait_s:.0f} s")
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def release(self, claim: Claim) -> None:
+        self.db.execute("UPDATE deliveries SET claim_token = NULL, claimed_until = NULL "
+                        "WHERE id = %s AND claim_token = %s", (claim.delivery_id, claim.token))
+
+    # -- outcomes (each also releases the claim) ------------------------------------------------
+    def record_delivered(self, claim: Claim, version: int, external_id: str | None,
+                         state: dict[str, Any]) -> bool:
+        """Record a successful delivery of alert ``version``; False if the claim had been lost."""
+        n = self.db.execute(
+            """UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
+                      external_id = %s, state = %s::jsonb,
+                      delivered_version = GREATEST(delivered_version, %s), delivered_at = now(),
+                      updated_at = now(), claim_token = NULL, claimed_until = NULL
+               WHERE id = %s AND claim_token = %s""",
+            (external_id, json.dumps(state), version, claim.delivery_id, claim.token))
+        return n == 1
+
+    def record_failed(self, claim: Claim, error: str, *, external_id: str | None = None,
+                      state: dict[str, Any] | None = None) -> bool:
+        """Record a failed attempt; ``external_id``/``state`` (a partial result) replace the stored ones
+        when given, so that the next attempt resumes where this one stopped."""
+        n = self.db.execute(
+            """UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = %s,
+                      external_id = COALESCE(%s, external_id),
+                      state = COALESCE(%s::jsonb, state),
+                      updated_at = now(), claim_token = NULL, claimed_until = NULL
+               WHERE id = %s AND claim_token = %s""",
+            (error[:2000], external_id, None if state is None else json.dumps(state), claim.delivery_id,
+             claim.token))
+        return n == 1
+
+    def deliveries_of(self, alert_id: int) -> list[dict[str, Any]]:
+        return self.db.fetchall(
+            """SELECT d.*, ch.name AS channel_name, ch.kind AS channel_kind
+               FROM deliveries d JOIN channels ch ON ch.id = d.channel_id
+               WHERE d.alert_id = %s ORDER BY ch.id""", (alert_id,))
