@@ -7,7 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test stop status install lint clean
+.PHONY: run test stop status install system-deps lint clean
+
+# Debian packages the tests need (headless Chromium for the ops page test); installed once, when missing.
+SYSTEM_PACKAGES := chromium chromium-driver
 
 $(STAMP): pyproject.toml requirements.txt requirements-local.txt requirements-dev.txt scoring/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +21,13 @@ $(STAMP): pyproject.toml requirements.txt requirements-local.txt requirements-de
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch node_modules/.installed
+
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing $(SYSTEM_PACKAGES) (Debian packages)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
 
 install: $(STAMP) node_modules/.installed
 
@@ -30,7 +40,7 @@ stop:
 status:
 	$(BIN)/trapalert stack status
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
