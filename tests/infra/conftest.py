@@ -65,7 +65,7 @@ def resources_of_type(parsed: dict[str, Any], rtype: str) -> dict[str, dict[str,
 def body(resource: dict[str, Any]) -> dict[str, Any]:
     """The object of a resource, under its loop or condition if it has one."""
     config = resource["config"]
-    while isinstance(config, dict) and "config" in config and ("loop_type" in config or "condition" in config):
+    while isinstance(config, dict) and "config" in config and ({"loop_type", "condition"} & set(config)):
         config = config["config"]
     return config
 
