@@ -274,3 +274,15 @@ def test_update_without_previous_event_creates_one(fake_er, secrets, photo):
     notifier = build_notifier(er_channel(fake_er), secrets)
     result = notifier.send_update(make_update(photo, 2), DeliveryResult())
     assert result.external_id in fake_er.events
+
+
+def test_down_for_a_while_then_delivered_once(fake_er, secrets, notice):
+    notifier = build_notifier(er_channel(fake_er), secrets)
+    fake_er.fail_until_recovered(503)
+    for _ in range(3):
+        with pytest.raises(TransientDeliveryError):
+            notifier.send_new(notice)
+    fake_er.recover()
+    result = notifier.send_new(notice)
+    assert list(fake_er.events) == [result.external_id]
+    assert [r.status for r in fake_er.requests] == [503, 503, 503, 201, 201]
