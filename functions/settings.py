@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     max_email_bytes: int = Field(30 * 1024 * 1024, validation_alias="MAX_EMAIL_BYTES", gt=0)
     max_attachments: int = Field(20, validation_alias="MAX_ATTACHMENTS", gt=0)
     max_image_pixels: int = Field(50_000_000, validation_alias="MAX_IMAGE_PIXELS", gt=0)
+    # Extra per-brand camera-id patterns, JSON: [{"brand": "...", "field": "subject|body|any", "regex": "...(?P<camera>...)..."}]
+    # tried before the built-in ones (functions/inbound/identify.py, docs/inbound.md).
+    inbound_camera_patterns: str | None = _env("INBOUND_CAMERA_PATTERNS")
 
     # Where links in alerts point (ops page, photo links); the Function app's public URL in Azure.
     public_base_url: str = Field("http://127.0.0.1:7071", validation_alias="PUBLIC_BASE_URL")
@@ -110,6 +113,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("inbound_camera_patterns")
+    @classmethod
+    def _camera_patterns(cls, value: str | None) -> str | None:
+        if value:
+            from .inbound.identify import load_patterns
+
+            load_patterns(value)  # raises ValueError naming the bad pattern
+        return value
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

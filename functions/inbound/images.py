@@ -1,0 +1,231 @@
+"""Is an attachment a usable photo, and what does it say about itself.
+
+- The bytes decide the format, not the declared type: JPEG (FF D8 FF) and PNG are scored; HEIC/HEIF, GIF,
+  WebP, TIFF, BMP are recorded as ``unsupported`` (kept in the raw email); anything else is not an image.
+- Pillow reads the dimensions from the header first: over MAX_IMAGE_PIXELS is a decompression bomb and is
+  rejected before any pixel is decoded. Then the image is decoded (JPEG at 1/8 scale, PNG chunk CRCs), so a
+  truncated or corrupt file is rejected here with its reason rather than failing in the detector.
+- EXIF: DateTimeOriginal (else DateTimeDigitized) read as the camera's local time (its OffsetTimeOriginal
+  when the camera wrote one, else the camera's time zone, else the park's), GPS position, orientation.
+  Without an EXIF time the email's Date header is used, else the time of receipt; ``taken_at_source``
+  records which.
+- Blob name: ``<park>/<camera>/<yyyy-mm-dd>/<sha256>.<ext>``, deterministic, so a retry writes the same blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import struct
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from PIL import Image, UnidentifiedImageError
+
+from .reasons import (
+    CORRUPT_IMAGE,
+    EMPTY_ATTACHMENT,
+    NOT_AN_IMAGE,
+    TOO_MANY_PIXELS,
+    UNSUPPORTED_FORMAT,
+    with_detail,
+)
+
+SUPPORTED = {"jpeg": ("image/jpeg", "jpg"), "png": ("image/png", "png")}
+
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_DATETIME_ORIGINAL, _DATETIME_DIGITIZED, _OFFSET_ORIGINAL = 0x9003, 0x9004, 0x9011
+_ORIENTATION = 0x0112
+
+
+def sniff(data: bytes) -> str | None:
+    """The format by magic bytes: jpeg, png, heic, gif, webp, tiff, bmp, or None."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1",
+                                               b"avif"):
+        return "avif" if data[8:12] == b"avif" else "heic"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if data[:2] == b"BM":
+        return "bmp"
+    return None
+
+
+@dataclass
+class ImageCheck:
+    status: str                         # stored | unsupported | rejected
+    reason: str | None
+    sha256: str
+    size_bytes: int
+    format: str | None = None
+    content_type: str | None = None
+    ext: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    taken_at_source: str | None = None
+    gps_latitude: float | None = None
+    gps_longitude: float | None = None
+    orientation: int | None = None
+
+
+def zone(name: str | None) -> ZoneInfo | timezone:
+    try:
+        return ZoneInfo(name) if name else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def inspect_image(data: bytes, *, declared_type: str | None, max_pixels: int, tz: str | None,
+                  email_date: datetime | None, received_at: datetime) -> ImageCheck:
+    """Check one attachment; never raises for bad input (the reason says what is wrong)."""
+    check = ImageCheck(status="rejected", reason=None, sha256=hashlib.sha256(data).hexdigest(),
+                       size_bytes=len(data))
+    _fallback_time(check, email_date, received_at)
+    if not data:
+        check.reason = EMPTY_ATTACHMENT
+        return check
+    fmt = sniff(data)
+    check.format = fmt
+    declared = (declared_type or "").lower().split(";")[0].strip()
+    if fmt is None:
+        if declared in ("image/jpeg", "image/jpg", "image/pjpeg", "image/png"):
+            check.reason = with_detail(CORRUPT_IMAGE, f"declared {declared} but the bytes are not a JPEG or PNG")
+        elif declared.startswith("image/"):
+            check.status, check.reason = "unsupported", with_detail(UNSUPPORTED_FORMAT, declared)
+        else:
+            check.status, check.reason = "unsupported", with_detail(NOT_AN_IMAGE, declared or "unknown type")
+        return check
+    if fmt not in SUPPORTED:
+        check.status, check.reason = "unsupported", with_detail(UNSUPPORTED_FORMAT, fmt)
+        check.content_type = f"image/{fmt}"
+        return check
+    check.content_type, check.ext = SUPPORTED[fmt]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            check.width, check.height = width, height
+            if width <= 0 or height <= 0:
+                check.reason = with_detail(CORRUPT_IMAGE, f"{width}x{height} pixels")
+                return check
+            if width * height > max_pixels:
+                check.reason = with_detail(TOO_MANY_PIXELS, f"{width}x{height} = {width * height} pixels, "
+                                           f"limit {max_pixels}")
+                return check
+            _read_exif(img, check, tz)
+            if fmt == "jpeg":
+                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                img.load()
+            else:
+                img.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        check.reason = with_detail(TOO_MANY_PIXELS, str(exc)[:200])
+        return check
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
+            struct.error) as exc:
+        check.reason = with_detail(CORRUPT_IMAGE, f"{type(exc).__name__}: {exc}"[:200])
+        return check
+    check.status = "stored"
+    return check
+
+
+def _fallback_time(check: ImageCheck, email_date: datetime | None, received_at: datetime) -> None:
+    if email_date is not None:
+        check.taken_at, check.taken_at_source = email_date, "email_date"
+    else:
+        check.taken_at, check.taken_at_source = received_at, "received"
+
+
+_EXIF_TIME = re.compile(r"^\s*(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+_OFFSET = re.compile(r"^\s*([+-])(\d{2}):?(\d{2})\s*$")
+
+
+def _exif_datetime(value, offset, tz: str | None) -> datetime | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    m = _EXIF_TIME.match(str(value or ""))
+    if not m:
+        return None
+    try:
+        naive = datetime(*(int(g) for g in m.groups()))
+    except ValueError:
+        return None
+    if naive.year < 1990:
+        return None  # "0000:00:00 00:00:00" and cameras with a dead clock battery
+    if isinstance(offset, bytes):
+        offset = offset.decode("ascii", "replace")
+    om = _OFFSET.match(str(offset or ""))
+    if om:
+        sign = 1 if om.group(1) == "+" else -1
+        return naive.replace(tzinfo=timezone(sign * timedelta(hours=int(om.group(2)), minutes=int(om.group(3)))))
+    return naive.replace(tzinfo=zone(tz))
+
+
+def _gps_coord(values, ref) -> float | None:
+    try:
+        d, m, s = (float(v) for v in values)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    value = d + m / 60 + s / 3600
+    if isinstance(ref, bytes):
+        ref = ref.decode("ascii", "replace")
+    if str(ref or "").strip().upper() in ("S", "W"):
+        value = -value
+    return value
+
+
+def _read_exif(img: Image.Image, check: ImageCheck, tz: str | None) -> None:
+    try:
+        exif = img.getexif()
+    except Exception:  # noqa: BLE001 - unreadable EXIF is no EXIF
+        return
+    if not exif:
+        return
+    orientation = exif.get(_ORIENTATION)
+    if isinstance(orientation, int) and 1 <= orientation <= 8:
+        check.orientation = orientation
+    try:
+        sub = exif.get_ifd(_EXIF_IFD)
+    except Exception:  # noqa: BLE001
+        sub = {}
+    taken = _exif_datetime(sub.get(_DATETIME_ORIGINAL) or sub.get(_DATETIME_DIGITIZED),
+                           sub.get(_OFFSET_ORIGINAL), tz)
+    if taken is not None:
+        check.taken_at, check.taken_at_source = taken, "exif"
+    try:
+        gps = exif.get_ifd(_GPS_IFD)
+    except Exception:  # noqa: BLE001
+        gps = {}
+    if gps and 2 in gps and 4 in gps:
+        lat, lon = _gps_coord(gps.get(2), gps.get(1)), _gps_coord(gps.get(4), gps.get(3))
+        if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180 \
+                and not (lat == 0 and lon == 0):
+            check.gps_latitude, check.gps_longitude = round(lat, 7), round(lon, 7)
+
+
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def path_segment(value: str) -> str:
+    """A blob path segment: letters, digits, dot, dash, underscore (no '..', never empty)."""
+    seg = _SLUG.sub("-", value).strip("-.") or "unnamed"
+    return seg[:100]
+
+
+def blob_name(park_slug: str, camera_name: str, check: ImageCheck, tz: str | None) -> str:
+    """``<park>/<camera>/<yyyy-mm-dd>/<sha256>.<ext>``; the date is the local date the photo was taken."""
+    taken = check.taken_at or datetime.now(timezone.utc)
+    day = taken.astimezone(zone(tz)).date().isoformat()
+    return f"{path_segment(park_slug)}/{path_segment(camera_name)}/{day}/{check.sha256}.{check.ext or 'bin'}"
