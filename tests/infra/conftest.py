@@ -15,7 +15,7 @@ INFRA = ROOT / "infra"
 if str(ROOT) not in sys.path:  # functions/ is imported from the repository root
     sys.path.insert(0, str(ROOT))
 
-pycep = pytest.importorskip("pycep", reason="pycep-parser is a dev dependency of the infra checks")
+import pycep  # noqa: E402,F401 - pycep-parser (requirements-dev.txt); a missing parser fails the run
 
 
 @cache
