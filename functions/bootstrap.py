@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
+from .adapters.scoring_client import ScoringClient
 from .adapters.storage import Storage
 from .db import Database
 from .settings import Settings, SettingsError, get_settings
@@ -27,6 +28,14 @@ class Services:
     def storage(self) -> Storage:
         return Storage(connection_string=self.settings.storage_connection,
                        account_name=self.settings.storage_account_name)
+
+    @cached_property
+    def scoring(self) -> ScoringClient:
+        s = self.settings
+        return ScoringClient(s.scoring_url, s.scoring_api_key.get_secret_value() if s.scoring_api_key else None,
+                             connect_timeout_s=s.scoring_connect_timeout_s, read_timeout_s=s.scoring_read_timeout_s,
+                             retry_budget_s=s.scoring_retry_budget_s, backoff_base_s=s.scoring_backoff_base_s,
+                             backoff_max_s=s.scoring_backoff_max_s, retry_after_max_s=s.scoring_retry_after_max_s)
 
     @cached_property
     def secrets(self):

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     scoring_api_key: SecretStr | None = _env("SCORING_API_KEY")
     scoring_connect_timeout_s: float = Field(2.0, validation_alias="SCORING_CONNECT_TIMEOUT_S", gt=0)
     scoring_read_timeout_s: float = Field(30.0, validation_alias="SCORING_READ_TIMEOUT_S", gt=0)
+    # process-image: total time the scoring client retries a transient failure before the message fails
+    scoring_retry_budget_s: float = Field(20.0, validation_alias="SCORING_RETRY_BUDGET_S", ge=0, le=240)
+    scoring_retry_after_max_s: float = Field(10.0, validation_alias="SCORING_RETRY_AFTER_MAX_S", ge=0)
+    scoring_backoff_base_s: float = Field(0.25, validation_alias="SCORING_BACKOFF_BASE_S", gt=0)
+    scoring_backoff_max_s: float = Field(4.0, validation_alias="SCORING_BACKOFF_MAX_S", gt=0)
 
     sendgrid_api_key: SecretStr | None = _env("SENDGRID_API_KEY")
     sendgrid_api_host: str = Field("https://api.sendgrid.com", validation_alias="SENDGRID_API_HOST")
