@@ -1,0 +1,150 @@
+"""`trapalert channels add|list|remove|test`: where a park's alerts go.
+
+Secrets are never given here: a config names the app setting that holds each secret
+(``"token_setting": "EARTHRANGER_TOKEN_KRUGER"``); `add` refuses configs that carry secret values.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from ..adapters.channels import ChannelError, ChannelRepository
+from ..notify import (
+    AlertNotice,
+    CameraRef,
+    Channel,
+    DeliveryError,
+    DetectionRef,
+    ParkRef,
+    available_kinds,
+    build_notifier,
+)
+from .base import cli, db, echo_json, echo_table, services
+
+
+def _repo() -> ChannelRepository:
+    return ChannelRepository(db())
+
+
+@cli.group("channels", help="Where a park's alerts are delivered (EarthRanger, CMORE, email, webhook, ...).")
+def channels() -> None:
+    pass
+
+
+@channels.command("add", help="Add a channel; its config is checked by the adapter before it is saved.")
+@click.option("--park", required=True, help="park slug")
+@click.option("--name", required=True)
+@click.option("--kind", required=True, help="earthranger, cmore, email, webhook, or a third-party kind")
+@click.option("--purpose", type=click.Choice(["alerts", "ops"]), default="alerts", show_default=True)
+@click.option("--zone", help="only cameras of this zone (default: the whole park)")
+@click.option("--config", "config_json", required=True,
+              help='JSON, secrets by setting name, e.g. \'{"service_root": "https://x.pamdas.org", '
+                   '"token_setting": "ER_TOKEN_X"}\'')
+@click.option("--disabled", is_flag=True, help="add it switched off")
+def channels_add(park, name, kind, purpose, zone, config_json, disabled) -> None:
+    try:
+        config = json.loads(config_json)
+    except ValueError as exc:
+        raise click.ClickException(f"--config is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise click.ClickException("--config must be a JSON object")
+    try:
+        row = _repo().add(park, name, kind, config, purpose=purpose, zone=zone, enabled=not disabled)
+    except ChannelError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"channel {row['name']} ({row['kind']}, {row['purpose']}, zone {row['zone'] or 'all'}) "
+               f"added to park {park} (id {row['id']})")
+
+
+@channels.command("list", help="Channels with their last delivery status.")
+@click.option("--park", help="park slug (default: all parks)")
+@click.option("--json", "as_json", is_flag=True)
+def channels_list(park, as_json) -> None:
+    rows = _repo().list(park)
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        r["zone"] = r["zone"] or "all"
+        r["last"] = f"{r['last_status']} (alert {r['last_alert_id']})" if r["last_status"] else "never"
+        r["error"] = (r["last_error"] or "")[:80] if r["last_status"] == "failed" else ""
+    echo_table(rows, ["park", "name", "kind", "purpose", "zone", "enabled", "last", "last_at", "delivered",
+                      "failed", "error"])
+
+
+@channels.command("remove", help="Remove a channel (its delivery records go with it).")
+@click.argument("name")
+@click.option("--park", required=True, help="park slug")
+def channels_remove(name, park) -> None:
+    try:
+        row = _repo().remove(park, name)
+    except ChannelError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"channel {row['name']} removed from park {park}")
+
+
+@channels.command("kinds", help="The channel kinds this installation can deliver to.")
+def channels_kinds() -> None:
+    for kind, origin in sorted(available_kinds().items()):
+        click.echo(f"{kind:<14} {origin}")
+
+
+@channels.command("test", help="Send a test notice through the channel's real adapter and print the result.")
+@click.argument("name")
+@click.option("--park", required=True, help="park slug")
+def channels_test(name, park) -> None:
+    repo = _repo()
+    try:
+        row = repo.get(park, name)
+    except ChannelError as exc:
+        raise click.ClickException(str(exc)) from None
+    svc = services()
+    notice = channel_test_notice(repo.db, row)
+    channel = Channel(id=row["id"], park_id=row["park_id"], kind=row["kind"], name=row["name"],
+                      config=row["config"] or {}, zone=row["zone"], enabled=row["enabled"])
+    try:
+        notifier = build_notifier(channel, svc.secrets)
+        result = notifier.send_new(notice)
+    except DeliveryError as exc:
+        raise click.ClickException(f"channel {name} ({row['kind']}): {type(exc).__name__}: {exc}") from None
+    finally:
+        close = getattr(locals().get("notifier"), "close", None)
+        if callable(close):
+            close()
+    click.echo(f"channel {name} ({row['kind']}): test notice delivered")
+    echo_json({"external_id": result.external_id, "state": result.state})
+
+
+def channel_test_notice(database, channel_row: dict) -> AlertNotice:
+    """A clearly labelled test notice at one of the park's cameras (or a placeholder), with a photo."""
+    park = database.fetchone("SELECT id, slug, name, timezone FROM parks WHERE id = %s", (channel_row["park_id"],))
+    cam = database.fetchone(
+        "SELECT id, name, latitude, longitude, COALESCE(timezone, %s) AS timezone, zone FROM cameras "
+        "WHERE park_id = %s AND (%s::text IS NULL OR zone = %s) ORDER BY id LIMIT 1",
+        (park["timezone"], park["id"], channel_row["zone"], channel_row["zone"]))
+    camera = CameraRef(**cam) if cam else CameraRef(id=0, name="TEST-CAMERA", timezone=park["timezone"],
+                                                     zone=channel_row["zone"])
+    now = datetime.now(UTC)
+    detection = DetectionRef(category="person", conf=0.99, bbox=(0.35, 0.25, 0.3, 0.5))
+    return AlertNotice(
+        alert_id=0, kind="new", park=ParkRef(id=park["id"], slug=park["slug"], name=park["name"]),
+        camera=camera, categories=["person"], max_conf=0.99, mean_conf=0.99, image_count=1, started_at=now,
+        updated_at=now, title=f"TEST - TrapAlert channel test ({channel_row['name']})",
+        summary="This is a test of the alert channel. No action needed.",
+        photo_jpeg=_test_photo([detection]), photo_filename=f"trapalert-test-{int(now.timestamp())}.jpg",
+        correlation_id=f"channel-test-{channel_row['id']}", detections=[detection])
+
+
+def _test_photo(detections) -> bytes:
+    import cv2
+    import numpy as np
+
+    from ..notify.annotate import annotate
+
+    img = np.full((480, 640, 3), 90, np.uint8)
+    cv2.putText(img, "TRAPALERT TEST", (150, 250), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
+    ok, buf = cv2.imencode(".jpg", img)
+    return annotate(buf.tobytes(), detections)
