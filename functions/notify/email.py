@@ -262,6 +262,9 @@ class EmailNotifier:
     def __repr__(self) -> str:
         return f"EmailNotifier(mode={self.config.mode}, to={len(self.config.to)} address(es))"
 
+    def close(self) -> None:
+        """Nothing to release (each send opens its own connection)."""
+
     # -- sendgrid
     def sendgrid_body(self, notice: AlertNotice) -> dict[str, Any]:
         from sendgrid.helpers.mail import (

@@ -24,17 +24,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .base import (
     AlertNotice,
     Channel,
+    ChannelConfigError,
     DeliveryResult,
     HttpSettings,
     SecretResolver,
@@ -55,10 +58,43 @@ _RESERVED = {h.lower() for h in (SIGNATURE_HEADER, TIMESTAMP_HEADER, EVENT_HEADE
 }
 
 
+class _SecretUrlFilter(logging.Filter):
+    """httpx logs every request URL at INFO; a URL that came from a secret setting (Slack/Teams incoming
+    webhooks carry their key in the path) is shown as scheme://host/<redacted>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, url: str) -> None:
+        with self._lock:
+            self.urls.add(url)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.urls and isinstance(record.args, tuple):
+            args = []
+            for a in record.args:
+                text = str(a)
+                if any(text.startswith(u) or u.startswith(text) for u in self.urls):
+                    parts = httpx.URL(text)
+                    a = f"{parts.scheme}://{parts.host}/<redacted>"
+                args.append(a)
+            record.args = tuple(args)
+        return True
+
+
+_secret_urls = _SecretUrlFilter()
+logging.getLogger("httpx").addFilter(_secret_urls)
+
+
 class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str
+    url: str | None = None
+    url_setting: str | None = Field(
+        default=None, description="app setting holding the URL, when it is secret"
+    )
     secret_setting: str = Field(description="name of the app setting holding the HMAC secret")
     headers: dict[str, str] = Field(default_factory=dict, description="extra, non-secret headers")
     send_updates: bool = True
@@ -66,10 +102,16 @@ class WebhookConfig(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not _is_http_url(v):
             raise ValueError("must be an http(s) URL")
         return v
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookConfig:
+        if bool(self.url) == bool(self.url_setting):
+            raise ValueError("give exactly one of url and url_setting")
+        return self
 
     @field_validator("headers")
     @classmethod
@@ -83,6 +125,10 @@ class WebhookConfig(BaseModel):
         if bad:
             raise ValueError(f"invalid header names or values: {bad}")
         return v
+
+
+def _is_http_url(v: str) -> bool:
+    return bool(re.match(r"^https?://[^/\s]+", v))
 
 
 def sign(secret: str | bytes, timestamp: int, body: bytes) -> str:
@@ -140,10 +186,19 @@ class WebhookNotifier:
     kind = "webhook"
     config_model = WebhookConfig
 
-    def __init__(self, config: WebhookConfig, secret: str, http: HttpSettings | None = None):
+    def __init__(
+        self, config: WebhookConfig, secret: str, http: HttpSettings | None = None, url: str | None = None
+    ):
         http = http or HttpSettings()
         self.config = config
         self._secret = secret
+        self._url = url or config.url or ""
+        if not _is_http_url(self._url):
+            raise ChannelConfigError(
+                f"webhook: the URL in setting {config.url_setting} is not an http(s) URL"
+            )
+        if config.url_setting:
+            _secret_urls.add(self._url)
         self._client = httpx.Client(
             timeout=httpx.Timeout(config.timeout_s or http.timeout_s, connect=http.connect_timeout_s),
             follow_redirects=False,
@@ -153,10 +208,12 @@ class WebhookNotifier:
     @classmethod
     def from_channel(cls, channel: Channel, secrets: SecretResolver, http: HttpSettings) -> WebhookNotifier:
         cfg = parse_config(WebhookConfig, channel)
-        return cls(cfg, secrets(cfg.secret_setting), http)
+        url = secrets(cfg.url_setting) if cfg.url_setting else cfg.url
+        return cls(cfg, secrets(cfg.secret_setting), http, url=url)
 
     def __repr__(self) -> str:
-        return f"WebhookNotifier({self.config.url})"
+        where = self.config.url or f"<url in {self.config.url_setting}>"
+        return f"WebhookNotifier({where})"
 
     def close(self) -> None:
         self._client.close()
@@ -185,7 +242,7 @@ class WebhookNotifier:
             **signature_headers(self._secret, body),
         }
         try:
-            response = self._client.post(self.config.url, content=body, headers=headers)
+            response = self._client.post(self._url, content=body, headers=headers)
         except httpx.TimeoutException:
             raise TransientDeliveryError("webhook: timed out") from None
         except httpx.TransportError as exc:

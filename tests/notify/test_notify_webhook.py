@@ -124,3 +124,24 @@ def test_config_errors(secrets):
         from functions.notify import EnvSecrets
 
         build_notifier(hook_channel("https://x.example/h"), EnvSecrets(environ={}))
+
+
+def test_secret_url_from_a_setting_is_not_logged(fake_hook, notice, caplog):
+    from functions.notify import EnvSecrets
+
+    url = fake_hook.url + "/T0001/B0002/very-secret-path"
+    env = EnvSecrets(environ={"HOOK_URL": url, "WEBHOOK_SECRET_KRUGER": SECRET})
+    channel = Channel(
+        id=42,
+        park_id=1,
+        kind="webhook",
+        config={"url_setting": "HOOK_URL", "secret_setting": "WEBHOOK_SECRET_KRUGER"},
+    )
+    notifier = build_notifier(channel, env)
+    with caplog.at_level("DEBUG"):
+        notifier.send_new(notice)
+    assert fake_hook.requests[0].path == "/hook/T0001/B0002/very-secret-path"
+    assert "very-secret-path" not in caplog.text and "very-secret-path" not in repr(notifier)
+    assert "<redacted>" in caplog.text
+    with pytest.raises(ChannelConfigError, match="exactly one of url and url_setting"):
+        build_notifier(channel.model_copy(update={"config": {**channel.config, "url": url}}), env)
