@@ -14,6 +14,8 @@ from functions.bootstrap import check_settings_on_start, services
 from functions.handlers import camera_health, poison, process_email, process_image, send_alert
 from functions.messages import ProcessImage, SendAlert
 from functions.middleware import run_queue_handler
+from functions.ops import api as ops_api
+from functions.ops.notify import flush_digest
 
 STORAGE = "AzureWebJobsStorage"
 
@@ -60,3 +62,24 @@ def send_alert_poison(msg: func.QueueMessage) -> None:
 @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=False)
 def camera_health_timer(timer: func.TimerRequest) -> None:
     camera_health.handle(timer, services())
+
+
+@app.function_name("ops-digest")
+@app.timer_trigger(schedule="30 */5 * * * *", arg_name="timer", run_on_startup=False)
+def ops_digest_timer(timer: func.TimerRequest) -> None:
+    flush_digest(services())
+
+
+# Ops page and admin API (master key): GET /api/ops, /api/ops/status, /api/ops/poison[/{id}],
+# POST /api/ops/poison/{id}/replay, /api/ops/poison/replay-all, /api/ops/poison/purge?older_than=30d,
+# GET /api/ops/images/{id}/thumbnail.
+@app.function_name("ops-page")
+@app.route(route="ops", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def ops_page(req: func.HttpRequest) -> func.HttpResponse:
+    return ops_api.page(req, services())
+
+
+@app.function_name("ops-api")
+@app.route(route="ops/{*path}", methods=["GET", "POST"], auth_level=func.AuthLevel.ADMIN)
+def ops_admin_api(req: func.HttpRequest) -> func.HttpResponse:
+    return ops_api.handle(req, services())

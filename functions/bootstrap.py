@@ -77,6 +77,10 @@ def services() -> Services:
     with _lock:
         if _services is None:
             _services = Services(get_settings())
+            from .telemetry import configure_telemetry
+
+            secret = _services.settings.applicationinsights_connection_string
+            configure_telemetry(secret.get_secret_value() if secret else None)
         return _services
 
 

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     public_base_url: str = Field("http://127.0.0.1:7071", validation_alias="PUBLIC_BASE_URL")
     photo_link_hours: int = Field(6, validation_alias="PHOTO_LINK_HOURS", gt=0, le=48)
 
+    # Ops notifications (poison storms): at most one per ops channel per interval; the rest is summarized.
+    ops_notify_interval_s: int = Field(900, validation_alias="OPS_NOTIFY_INTERVAL_S", ge=0)
+
     applicationinsights_connection_string: SecretStr | None = _env("APPLICATIONINSIGHTS_CONNECTION_STRING")
     log_format: str = Field("json", validation_alias="TRAPALERT_LOG_FORMAT", pattern="^(json|text)$")
 

@@ -1,7 +1,17 @@
-"""Logs and the correlation id: structured JSON logs, one correlation id from the email to the deliveries.
+"""Logs, traces and the correlation id: structured JSON logs, one correlation id from the email to the
+deliveries, OpenTelemetry traces and metrics.
 
 ``correlation_id`` is a context variable set by the entry points (webhook, queue middleware); every log
-record carries it. Secrets never reach the logs: settings hold them as SecretStr and handlers log ids only.
+record carries it, and so does every span opened inside ``correlation()`` (attribute
+``trapalert.correlation_id``; the log records also carry the trace and span ids when a span is active).
+Secrets never reach the logs: settings hold them as SecretStr and handlers log ids only.
+
+OpenTelemetry (``configure_telemetry``, once per process, from bootstrap.services()):
+- APPLICATIONINSIGHTS_CONNECTION_STRING set: ``azure.monitor.opentelemetry.configure_azure_monitor``
+  (traces, metrics and logs to Application Insights);
+- else TRAPALERT_OTEL_CONSOLE=1: console exporters (spans and metrics printed as JSON to stdout);
+- else nothing: the OpenTelemetry API stays a no-op.
+Metrics are the named functions of functions/ops/metrics.py.
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+
+from opentelemetry import trace
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
@@ -32,6 +44,10 @@ class JsonFormatter(logging.Formatter):
         cid = getattr(record, "correlation_id", None) or correlation_id.get()
         if cid:
             data["correlation_id"] = str(cid)
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            data["trace_id"] = format(ctx.trace_id, "032x")
+            data["span_id"] = format(ctx.span_id, "016x")
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in data and not key.startswith("_"):
                 data[key] = value
@@ -61,9 +77,79 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
 
 
 @contextlib.contextmanager
-def correlation(cid: str | None) -> Iterator[None]:
+def correlation(cid: str | None, span_name: str = "trapalert.work") -> Iterator[None]:
+    """Set the correlation id for the block and open a span carrying it (a no-op span without an SDK)."""
     token = correlation_id.set(str(cid) if cid else None)
     try:
-        yield
+        with tracer().start_as_current_span(span_name) as current:
+            if cid:
+                current.set_attribute("trapalert.correlation_id", str(cid))
+            yield
     finally:
         correlation_id.reset(token)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("trapalert")
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes) -> Iterator[trace.Span]:
+    """A span named ``name`` with ``attributes`` (None values left out) and the current correlation id."""
+    with tracer().start_as_current_span(name) as current:
+        cid = correlation_id.get()
+        if cid:
+            current.set_attribute("trapalert.correlation_id", cid)
+        for key, value in attributes.items():
+            if value is not None:
+                current.set_attribute(key, value if isinstance(value, bool | int | float | str) else str(value))
+        yield current
+
+
+_configured: str | None = None
+
+
+def configure_telemetry(connection_string: str | None = None, *, console: bool | None = None,
+                        service_name: str = "trapalert-functions") -> str:
+    """Set up OpenTelemetry once per process; return what was configured: 'azure', 'console' or 'none'.
+
+    ``connection_string`` defaults to APPLICATIONINSIGHTS_CONNECTION_STRING, ``console`` to
+    TRAPALERT_OTEL_CONSOLE=1. A failure to configure is logged, never raised: telemetry must not stop the
+    pipeline.
+    """
+    global _configured
+    if _configured is not None:
+        return _configured
+    import os
+
+    connection_string = connection_string or os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING") or None
+    if console is None:
+        console = os.environ.get("TRAPALERT_OTEL_CONSOLE", "") in ("1", "true", "yes")
+    os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
+    try:
+        if connection_string:
+            from azure.monitor.opentelemetry import configure_azure_monitor
+
+            configure_azure_monitor(connection_string=connection_string, logger_name="functions")
+            _configured = "azure"
+        elif console:
+            from opentelemetry import metrics
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+            from opentelemetry.sdk.resources import Resource
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+            resource = Resource.create({"service.name": service_name})
+            provider = TracerProvider(resource=resource)
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            trace.set_tracer_provider(provider)
+            reader = PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=60_000)
+            metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+            _configured = "console"
+        else:
+            _configured = "none"
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger(__name__).warning("OpenTelemetry not configured: %s", exc)
+        _configured = "none"
+    return _configured

@@ -1,0 +1,148 @@
+"""Camera health decisions (pure, no I/O): which conditions a camera is in now, and which transitions that
+means against what was raised before.
+
+Conditions:
+- ``silent``: nothing received for longer than the camera's ``expected_interval_s`` (default 24 h), counted
+  from ``last_seen_at`` (or from when the camera was registered, if it never sent). A silent camera may
+  have been found and stolen.
+- ``low_battery``: the latest email reports a battery level below the threshold (``battery_pct``), or
+  the camera's own low-battery flag (``battery_low``, for brands that only say low/ok).
+- ``temperature``: the latest email reports a temperature outside [min, max] °C.
+- ``clock_skew``: the camera's clock is far off: the photo's time (EXIF) differs from the time the email
+  was received by more than the threshold.
+
+Each condition evaluates to True (in the condition), False (fine) or None (unknown: the latest email does
+not report it). Unknown never raises and never clears: only a report clears a sensor condition.
+
+Thresholds: defaults below; a park overrides them in ``parks.settings.health`` and a camera in
+``cameras.overrides.health`` (same keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+Condition = Literal["silent", "low_battery", "temperature", "clock_skew"]
+CONDITIONS: tuple[Condition, ...] = ("silent", "low_battery", "temperature", "clock_skew")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    battery_low_pct: float = 20.0
+    temperature_min_c: float = -20.0
+    temperature_max_c: float = 60.0
+    clock_skew_max_s: float = 2 * 3600.0
+
+    @classmethod
+    def merged(cls, *overrides: dict[str, Any] | None) -> Thresholds:
+        values: dict[str, Any] = {}
+        for o in overrides:
+            for key in cls.__dataclass_fields__:
+                if isinstance(o, dict) and isinstance(o.get(key), int | float) and not isinstance(o.get(key), bool):
+                    values[key] = float(o[key])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class CameraReport:
+    """What is known about one camera now (read by the handler from cameras, inbound_emails, images)."""
+
+    camera_id: int
+    name: str
+    expected_interval_s: int = 86400
+    last_seen_at: datetime | None = None
+    registered_at: datetime | None = None
+    # From the latest email's meta (None: not reported).
+    battery_pct: float | None = None
+    battery_low: bool | None = None
+    temperature_c: float | None = None
+    # From the latest image with an EXIF time: email received_at - taken_at, in seconds.
+    clock_skew_s: float | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+@dataclass(frozen=True)
+class Finding:
+    condition: Condition
+    active: bool | None
+    title: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+def evaluate(report: CameraReport, now: datetime) -> dict[Condition, Finding]:
+    t = report.thresholds
+    out: dict[Condition, Finding] = {}
+
+    since = report.last_seen_at or report.registered_at
+    if since is None:
+        out["silent"] = Finding("silent", None)
+    else:
+        silent_s = (now - since).total_seconds()
+        active = silent_s > report.expected_interval_s
+        last = report.last_seen_at.isoformat() if report.last_seen_at else "never"
+        out["silent"] = Finding(
+            "silent", active,
+            f"Camera {report.name} silent for {_hours(silent_s)} (expected every "
+            f"{_hours(report.expected_interval_s)}; last seen {last}). It may have been stolen or damaged.",
+            {"silent_s": round(silent_s), "expected_interval_s": report.expected_interval_s,
+             "last_seen_at": report.last_seen_at.isoformat() if report.last_seen_at else None})
+
+    if report.battery_pct is None and report.battery_low is None:
+        out["low_battery"] = Finding("low_battery", None)
+    else:
+        low = bool(report.battery_low) or (report.battery_pct is not None and report.battery_pct < t.battery_low_pct)
+        level = f"{report.battery_pct:.0f}%" if report.battery_pct is not None else "low (camera's flag)"
+        out["low_battery"] = Finding("low_battery", low, f"Camera {report.name}: battery {level}.",
+                                     {"battery_pct": report.battery_pct, "battery_low": report.battery_low,
+                                      "threshold_pct": t.battery_low_pct})
+
+    if report.temperature_c is None:
+        out["temperature"] = Finding("temperature", None)
+    else:
+        bad = not (t.temperature_min_c <= report.temperature_c <= t.temperature_max_c)
+        out["temperature"] = Finding(
+            "temperature", bad,
+            f"Camera {report.name}: temperature {report.temperature_c:.0f} °C (allowed "
+            f"{t.temperature_min_c:.0f}..{t.temperature_max_c:.0f} °C).",
+            {"temperature_c": report.temperature_c, "min_c": t.temperature_min_c, "max_c": t.temperature_max_c})
+
+    if report.clock_skew_s is None:
+        out["clock_skew"] = Finding("clock_skew", None)
+    else:
+        off = abs(report.clock_skew_s) > t.clock_skew_max_s
+        direction = "behind" if report.clock_skew_s > 0 else "ahead"
+        out["clock_skew"] = Finding(
+            "clock_skew", off,
+            f"Camera {report.name}: clock about {_hours(abs(report.clock_skew_s))} {direction} "
+            "(photo time vs email received). Alert times from this camera are wrong.",
+            {"clock_skew_s": round(report.clock_skew_s), "max_s": t.clock_skew_max_s})
+    return out
+
+
+@dataclass(frozen=True)
+class Transitions:
+    raise_: list[Finding]
+    clear: list[Finding]
+
+
+def transitions(findings: dict[Condition, Finding], raised: set[str]) -> Transitions:
+    """Conditions to raise (active now, not raised yet) and to clear (raised, now known to be fine)."""
+    to_raise = [f for f in findings.values() if f.active is True and f.condition not in raised]
+    to_clear = [f for f in findings.values() if f.active is False and f.condition in raised]
+    return Transitions(to_raise, to_clear)
+
+
+def clock_skew_s(received_at: datetime | None, taken_at: datetime | None) -> float | None:
+    if received_at is None or taken_at is None:
+        return None
+    return (received_at - taken_at).total_seconds()
+
+
+def is_overdue(last_seen_at: datetime | None, expected_interval_s: int, now: datetime) -> bool:
+    return last_seen_at is not None and now - last_seen_at > timedelta(seconds=expected_interval_s)

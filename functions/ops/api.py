@@ -1,0 +1,178 @@
+"""The admin HTTP API and the ops page (function_app.py routes ``ops`` and ``ops/{*path}``, auth level
+ADMIN: the master key in ``?code=`` or the ``x-functions-key`` header; the host checks it before we run).
+
+    GET  /api/ops                               the ops page (HTML)
+    GET  /api/ops/status                        queue depths, poison counts, camera health
+    GET  /api/ops/poison?queue=&status=&limit=  poison records (no bodies)
+    GET  /api/ops/poison/{id}                   one record with its body and failures
+    POST /api/ops/poison/{id}/replay            put its message back on its queue (safe twice)
+    POST /api/ops/poison/replay-all?queue=      replay every poisoned record
+    POST /api/ops/poison/purge?older_than=30d   purge old records (and their poison-queue messages)
+    GET  /api/ops/images/{id}/thumbnail         an image downscaled (JPEG, at most 320 px)
+
+Errors are JSON ``{"error": "..."}`` with 400 (bad argument), 404 (unknown record/route), 503 (database or
+storage unreachable).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import azure.functions as func
+
+from ..adapters.storage import StorageUnavailable
+from ..db import DatabaseUnavailable
+from ..names import IMAGES_CONTAINER
+from . import poison as ops_poison
+from .page import render_page
+from .status import status
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_PX = 320
+_SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                     "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, Decimal):
+        return float(o)
+    return str(o)
+
+
+def json_response(data: Any, status_code: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(data, default=_default), status_code=status_code,
+                             mimetype="application/json", headers=dict(_SECURITY_HEADERS))
+
+
+def error(message: str, status_code: int) -> func.HttpResponse:
+    return json_response({"error": message}, status_code)
+
+
+def _int_param(req: func.HttpRequest, name: str, default: int) -> int:
+    value = req.params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ops_poison.PoisonError(f"{name} must be an integer") from None
+
+
+def page(req: func.HttpRequest, svc) -> func.HttpResponse:
+    try:
+        body, nonce = render_page(svc)
+    except (DatabaseUnavailable, StorageUnavailable) as exc:
+        return func.HttpResponse(f"ops page unavailable: {exc}", status_code=503, mimetype="text/plain")
+    headers = dict(_SECURITY_HEADERS)
+    headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return func.HttpResponse(body, status_code=200, mimetype="text/html", charset="utf-8", headers=headers)
+
+
+_ROUTES: list[tuple[str, re.Pattern, str]] = [
+    ("GET", re.compile(r"^status$"), "get_status"),
+    ("GET", re.compile(r"^poison$"), "list_poison"),
+    ("GET", re.compile(r"^poison/(?P<id>\d+)$"), "show_poison"),
+    ("POST", re.compile(r"^poison/(?P<id>\d+)/replay$"), "replay_one"),
+    ("POST", re.compile(r"^poison/replay-all$"), "replay_all"),
+    ("POST", re.compile(r"^poison/purge$"), "purge"),
+    ("GET", re.compile(r"^images/(?P<id>\d+)/thumbnail$"), "thumbnail"),
+]
+
+
+def handle(req: func.HttpRequest, svc) -> func.HttpResponse:
+    path = (req.route_params.get("path") or "").strip("/")
+    allowed = []
+    for method, pattern, name in _ROUTES:
+        m = pattern.match(path)
+        if m:
+            allowed.append(method)
+            if req.method.upper() == method:
+                try:
+                    return globals()["_" + name](req, svc, **m.groupdict())
+                except ops_poison.NotFound as exc:
+                    return error(str(exc), 404)
+                except ops_poison.PoisonError as exc:
+                    return error(str(exc), 400)
+                except (DatabaseUnavailable, StorageUnavailable) as exc:
+                    log.warning("ops api %s %s: %s", method, path, exc)
+                    return error(f"unavailable: {exc}", 503)
+    if allowed:
+        return func.HttpResponse(status_code=405, headers={"Allow": ", ".join(allowed)})
+    return error(f"no ops route {path!r}", 404)
+
+
+def _get_status(req, svc) -> func.HttpResponse:
+    return json_response(status(svc))
+
+
+def _list_poison(req, svc) -> func.HttpResponse:
+    rows = ops_poison.list_records(svc.db, queue=req.params.get("queue") or None,
+                                   status=req.params.get("status") or None,
+                                   limit=_int_param(req, "limit", 100))
+    return json_response({"records": rows})
+
+
+def _show_poison(req, svc, id: str) -> func.HttpResponse:
+    return json_response(ops_poison.get_record(svc.db, int(id)))
+
+
+def _replay_one(req, svc, id: str) -> func.HttpResponse:
+    return json_response(ops_poison.replay(svc.db, svc.storage, int(id)).as_dict())
+
+
+def _replay_all(req, svc) -> func.HttpResponse:
+    result = ops_poison.replay_all(svc.db, svc.storage, queue=req.params.get("queue") or None)
+    return json_response(result.as_dict(), 200 if not result.failed else 502)
+
+
+def _purge(req, svc) -> func.HttpResponse:
+    older_than = req.params.get("older_than")
+    if not older_than:
+        raise ops_poison.PoisonError("older_than is required, e.g. ?older_than=30d")
+    return json_response(ops_poison.purge(svc.db, svc.storage, older_than,
+                                          queue=req.params.get("queue") or None))
+
+
+def _thumbnail(req, svc, id: str) -> func.HttpResponse:
+    row = svc.db.fetchone("SELECT blob_name FROM images WHERE id = %s", (int(id),))
+    if row is None or not row["blob_name"]:
+        return error(f"no stored image {id}", 404)
+    try:
+        data = svc.storage.get_blob(IMAGES_CONTAINER, row["blob_name"])
+    except StorageUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - missing blob
+        return error(f"image {id} not readable: {type(exc).__name__}", 404)
+    try:
+        jpeg = downscale(data, THUMBNAIL_PX, max_pixels=getattr(svc.settings, "max_image_pixels", 50_000_000))
+    except Exception as exc:  # noqa: BLE001 - not an image Pillow reads
+        return error(f"image {id} cannot be shown: {type(exc).__name__}", 415)
+    headers = dict(_SECURITY_HEADERS)
+    headers["Cache-Control"] = "private, max-age=300"
+    return func.HttpResponse(jpeg, status_code=200, mimetype="image/jpeg", headers=headers)
+
+
+def downscale(data: bytes, max_px: int, max_pixels: int = 50_000_000) -> bytes:
+    """JPEG of ``data`` fitting in max_px x max_px (decompression bombs refused)."""
+    from PIL import Image, ImageOps
+
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (max_px, max_px))  # JPEG: decode at a reduced scale
+        img = ImageOps.exif_transpose(img)
+        img = img.convert("RGB")
+        img.thumbnail((max_px, max_px))
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=80)
+        return out.getvalue()
