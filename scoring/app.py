@@ -80,6 +80,9 @@ BATCH_BODY = {
 }
 
 
+NOT_IMAGE_TYPES = ("application/x-www-form-urlencoded", "application/json")
+
+
 def _err(description: str) -> dict:
     return {"model": ErrorOut, "description": description}
 
@@ -90,6 +93,7 @@ DETECT_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _err("bad request: malformed multipart body or no file part"),
     401: _err("missing or wrong X-API-Key (only when SCORING_API_KEY is set)"),
     413: _err("body larger than SCORING_MAX_BODY_BYTES, or more files than SCORING_MAX_FILES"),
+    415: _err("raw body whose Content-Type is not an image (text/*, JSON, urlencoded form)"),
     503: {"model": ErrorOut, "description": "not_ready (model loading) or overloaded (queue full)", "headers": _RETRY},
 }
 
@@ -150,18 +154,27 @@ class Service:
         loop = asyncio.get_running_loop()
         with self.batcher.reserve(len(files)) as reservation:
 
-            async def one(name: str, data: bytes) -> tuple[PreparedImage | None, BatchResult | ImageFailure]:
+            async def decode(name: str, data: bytes) -> PreparedImage | ImageFailure:
                 try:
-                    prepared = await loop.run_in_executor(self.preprocess_pool, prepare, data, name, self.settings)
+                    return await loop.run_in_executor(self.preprocess_pool, prepare, data, name, self.settings)
                 except ImageFailure as failure:
                     reservation.release(1)
-                    return None, failure
-                try:
-                    return prepared, await self.batcher.submit(prepared.image, reservation)
-                except ImageFailure as failure:
-                    return prepared, failure
+                    return failure
 
-            outcomes = await asyncio.gather(*(one(name, data) for name, data in files))
+            async def score(prepared: PreparedImage) -> BatchResult | ImageFailure:
+                try:
+                    return await self.batcher.submit(prepared.image, reservation)
+                except ImageFailure as failure:
+                    return failure
+
+            # Decode all images first, then queue them together: the images of one request land in the same
+            # model batch (up to SCORING_MAX_BATCH) whatever their decoding times.
+            decoded = await asyncio.gather(*(decode(name, data) for name, data in files))
+            ready = [p for p in decoded if isinstance(p, PreparedImage)]
+            scored = iter(await asyncio.gather(*(score(p) for p in ready)))
+            outcomes = [
+                (None, p) if isinstance(p, ImageFailure) else (p, next(scored)) for p in decoded
+            ]
 
         images = []
         decode = pre = queue = 0.0
@@ -341,6 +354,10 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
             _field, filename, data = chosen[0]
             name = file or filename or "image"
         else:
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type.startswith("text/") or content_type in NOT_IMAGE_TYPES:
+                raise RequestError(415, "unsupported_media_type", f"Content-Type {content_type} is not an image; send "
+                                   "the image bytes (image/* or application/octet-stream) or multipart field 'file'")
             data, name = body, file or "image"
         return JSONResponse(await service.detect([(name, data)]))
 
