@@ -26,12 +26,9 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 @app.function_name("process-email")
 @app.route(route=names.INBOUND_ROUTE, methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-@app.queue_output(arg_name="images", queue_name=names.PROCESS_IMAGE_QUEUE, connection=STORAGE)
-def process_email_http(req: func.HttpRequest, images: func.Out[list[str]]) -> func.HttpResponse:
-    response, messages = process_email.handle(req, services())
-    if messages:
-        images.set(messages)
-    return response
+def process_email_http(req: func.HttpRequest) -> func.HttpResponse:
+    # Enqueues process-image itself (not an output binding): see functions/handlers/process_email.py.
+    return process_email.handle(req, services())
 
 
 @app.function_name("process-image")

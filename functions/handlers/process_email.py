@@ -1,12 +1,74 @@
-"""The process-email webhook handler."""
+"""The process-email webhook: SendGrid Inbound Parse POSTs each email here (route inbound/sendgrid).
+
+Answers, as SendGrid needs them (it retries any non-2xx for three days, then drops the email silently):
+- 401: the webhook is configured as signed (SENDGRID_WEBHOOK_PUBLIC_KEY) and the signature headers are
+  missing (a wrong or missing function key is answered 401 by the Functions host before this runs);
+- 403: the signature does not verify or its timestamp is too old; nothing is stored;
+- 200: the email was recorded: accepted (photos stored, process-image messages on the queue), quarantined,
+  rejected with its reason (permanently bad: retrying would not help), or a duplicate delivery;
+- 503: the database or storage is unreachable; SendGrid's retry will succeed once it is back;
+- 500: a bug; logged with the correlation id, and SendGrid retries (a fix deployed within three days
+  recovers the email).
+
+Why this function enqueues through ``Storage.enqueue`` instead of a queue output binding: an output binding
+is written by the host *after* the function returns, so the function cannot know whether the messages were
+written. On SendGrid's retry of an email whose rows were stored but whose messages were lost, it could then
+only re-send every message (duplicates for every plain duplicate delivery) or none (a lost photo). Enqueuing
+here, recording ``images.enqueued_at`` per message (functions/adapters/inbound_repo.py), gives both
+guarantees: 200 only after every message is durably on the queue, and a retry sends exactly the missing
+ones. The messages are the same small base64 JSON documents (``ProcessImage``) an output binding would write.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
+from functools import lru_cache
+
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
-from . import NotBuiltYet
+from ..adapters.storage import StorageUnavailable
+from ..db import DatabaseUnavailable
+from ..inbound import signature
+from ..inbound.ingest import receive
+from ..telemetry import correlation
+
+log = logging.getLogger(__name__)
 
 
-def handle(req: func.HttpRequest, svc) -> tuple[func.HttpResponse, list[str]]:
-    """Return the HTTP response and the process-image messages to enqueue."""
-    raise NotBuiltYet("process-email is not built yet (issue #3)")
+@lru_cache(maxsize=2)
+def _public_key(text: str):
+    return signature.load_public_key(text)
+
+
+def _json(status: int, data: dict) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(data, default=str), status_code=status, mimetype="application/json")
+
+
+def handle(req: func.HttpRequest, svc) -> func.HttpResponse:
+    """Authenticate, then record the email (functions/inbound/ingest.py); map the result to a status."""
+    cid = str(uuid.uuid4())
+    with correlation(cid):
+        body = req.get_body() or b""
+        settings = svc.settings
+        if settings.sendgrid_webhook_public_key:
+            try:
+                signature.verify(req.headers, body, _public_key(settings.sendgrid_webhook_public_key),
+                                 max_age_s=settings.sendgrid_webhook_max_age_s)
+            except signature.SignatureMissing as exc:
+                log.warning("inbound POST without signature: %s", exc)
+                return _json(401, {"error": "signature required", "detail": str(exc)})
+            except signature.SignatureInvalid as exc:
+                log.warning("inbound POST with a bad signature: %s", exc)
+                return _json(403, {"error": "invalid signature", "detail": str(exc)})
+        try:
+            outcome = receive(body, req.headers, svc, correlation_id=cid)
+        except (DatabaseUnavailable, StorageUnavailable, AzureError) as exc:
+            log.error("inbound email not recorded, transient failure (SendGrid will retry): %s", exc)
+            return _json(503, {"error": "temporarily unavailable", "retry": True, "correlation_id": cid})
+        except Exception:
+            log.exception("inbound email failed unexpectedly (SendGrid will retry)")
+            return _json(500, {"error": "internal error", "correlation_id": cid})
+        return _json(200, outcome.as_dict())

@@ -1,0 +1,303 @@
+"""The orchestration of one inbound email: record, store, enqueue, idempotently. Used by the webhook
+(functions/handlers/process_email.py) and by `trapalert inbound release`.
+
+Order of work, and why nothing is lost or doubled:
+1. a body over MAX_EMAIL_BYTES, or a POST that is not a SendGrid form, is recorded ``rejected`` (keyed by the
+   sha256 of the body) and answered 200;
+2. the dedupe key (Message-ID, else sha256 of the body) is looked up: a known email changes nothing, except
+   that process-image messages not yet sent (an earlier attempt crashed after the rows) are sent now;
+3. the raw POST goes to ``raw-emails/<sha256>.form`` (deterministic name, written once);
+4. the camera is identified; unknown -> ``quarantined``; a park's SPF/DKIM requirement is honoured;
+5. each attachment is checked (images.py); usable photos go to ``images/<park>/<camera>/<day>/<sha256>.<ext>``;
+6. the email row and its image rows are inserted in one transaction (ON CONFLICT on the dedupe key: a
+   concurrent delivery of the same email finds the row and goes to step 2's path);
+7. one process-image message per stored image, each recorded with ``enqueued_at`` (inbound_repo.py).
+Only then is 200 answered. Database or storage unreachable anywhere -> the exception reaches the handler,
+which answers 503, and SendGrid's retry replays these steps, each of which is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from .. import names
+from ..adapters.inbound_repo import EmailRecord, ImageRecord, InboundRepository
+from ..adapters.parks import ParkRepository, RegistryError
+from ..db import DatabaseUnavailable
+from ..messages import ProcessImage
+from . import reasons
+from .identify import Identification, identify, load_patterns, recipients_of, senders_of
+from .images import blob_name, inspect_image
+from .parse_sendgrid import InboundEmail, parse_request
+from .reasons import Rejected, with_detail
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    status: str                     # accepted | quarantined | rejected | duplicate | released
+    correlation_id: str
+    email_id: int | None = None
+    reason: str | None = None
+    images_stored: int = 0
+    queued: int = 0
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "email_id": self.email_id, "reason": self.reason,
+                "images_stored": self.images_stored, "queued": self.queued,
+                "correlation_id": self.correlation_id, "images": self.images}
+
+
+@lru_cache(maxsize=4)
+def _patterns(extra: str | None):
+    return load_patterns(extra)
+
+
+def receive(body: bytes, headers: Mapping[str, str], svc, *, correlation_id: str | None = None) -> Outcome:
+    """Process one SendGrid POST (already authenticated). Raises DatabaseUnavailable / StorageUnavailable /
+    azure errors on transient failures; everything about the email itself ends in an Outcome."""
+    cid = correlation_id or str(uuid.uuid4())
+    try:
+        return _receive(body, headers, svc, cid)
+    except DatabaseUnavailable:
+        # A pooled connection may have died with a database restart; one fresh try before answering 5xx.
+        log.warning("database unavailable; trying once more")
+        return _receive(body, headers, svc, cid)
+
+
+def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
+    settings = svc.settings
+    repo = InboundRepository(svc.db)
+    received_at = datetime.now(timezone.utc)
+    sha = hashlib.sha256(body).hexdigest()
+    content_type = headers.get("content-type") or headers.get("Content-Type")
+
+    if len(body) > settings.max_email_bytes:
+        return _record_unparsed(repo, svc, body, sha, content_type, cid, keep_raw=False, reason=with_detail(
+            reasons.TOO_LARGE, f"{len(body)} bytes, limit {settings.max_email_bytes}"))
+    try:
+        email = parse_request(body, content_type, max_parts=settings.max_attachments * 2 + 100)
+    except Rejected as exc:
+        return _record_unparsed(repo, svc, body, sha, content_type, cid, keep_raw=True, reason=exc.reason)
+
+    key = f"mid:{email.message_id}" if email.message_id else f"sha256:{sha}"
+    existing = repo.by_dedupe_key(key)
+    if existing is not None:
+        return _duplicate(repo, svc, existing)
+
+    raw_blob = _store_raw(svc, body, sha, content_type, cid, received_at)
+    record = _email_record(email, key, cid, raw_blob, len(body), content_type)
+    images: list[ImageRecord] = []
+
+    parks = repo.parks_for_addresses(recipients_of(email)[0])
+    cameras = repo.candidate_cameras(senders_of(email), [p["id"] for p in parks])
+    ident = identify(email, parks, cameras, _patterns(settings.inbound_camera_patterns))
+    if ident.camera is not None and ident.park is None:
+        ident.park = repo.park(ident.camera["park_id"])
+    record.meta.update({"identified_by": ident.method, "brand": ident.brand, "ids": ident.ids[:10]})
+    if ident.camera is not None:
+        record.camera_id, record.park_id = ident.camera["id"], ident.camera["park_id"]
+    elif len(parks) == 1:
+        record.park_id = parks[0]["id"]
+
+    if len(email.attachments) > settings.max_attachments:
+        record.status, record.reason = "rejected", with_detail(
+            reasons.TOO_MANY_ATTACHMENTS, f"{len(email.attachments)} attachments, limit {settings.max_attachments}")
+    else:
+        quarantine = _quarantine_reason(email, ident)
+        if quarantine:
+            record.status, record.reason = "quarantined", quarantine
+        else:
+            images = process_images(email, ident.camera, ident.park, svc, cid, received_at)
+            record.status, record.reason = _email_status(email, images)
+
+    email_id, created = repo.record(record, images)
+    if not created:  # a concurrent delivery of the same email got there first
+        return _duplicate(repo, svc, repo.email(email_id))
+    queued = repo.enqueue_pending(email_id, lambda row: _send(svc, row)) if record.status == "accepted" else 0
+    outcome = Outcome(record.status, cid, email_id, record.reason,
+                      sum(1 for i in images if i.status == "stored"), queued,
+                      [{"index": i.attachment_index, "status": i.status, "reason": i.reason,
+                        "blob_name": i.blob_name} for i in images])
+    log.info("inbound email %s: %s", email_id, record.status,
+             extra={"email_id": email_id, "status": record.status, "reason": record.reason,
+                    "camera_id": record.camera_id, "images_stored": outcome.images_stored, "queued": queued})
+    return outcome
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _email_record(email: InboundEmail, key: str, cid: str, raw_blob: str | None, size: int,
+                  content_type: str | None) -> EmailRecord:
+    return EmailRecord(
+        dedupe_key=key, mode=email.mode, status="accepted", correlation_id=cid, message_id=email.message_id,
+        sender=email.sender, envelope_from=email.envelope_from, to_address=email.to_field,
+        subject=email.subject[:1000], email_date=email.date, spf=email.spf, dkim=email.dkim,
+        raw_blob=raw_blob, size_bytes=size, attachment_count=len(email.attachments),
+        sender_ip=email.sender_ip,
+        meta={"content_type": content_type, "recipients": email.recipients[:20],
+              "defects": email.defects[:20]})
+
+
+def _record_unparsed(repo: InboundRepository, svc, body: bytes, sha: str, content_type: str | None, cid: str,
+                     *, keep_raw: bool, reason: str) -> Outcome:
+    key = f"sha256:{sha}"
+    existing = repo.by_dedupe_key(key)
+    if existing is not None:
+        return _duplicate(repo, svc, existing)
+    raw_blob = _store_raw(svc, body, sha, content_type, cid, datetime.now(timezone.utc)) if keep_raw else None
+    record = EmailRecord(dedupe_key=key, mode="unknown", status="rejected", reason=reason, correlation_id=cid,
+                         raw_blob=raw_blob, size_bytes=len(body),
+                         meta={"content_type": (content_type or "")[:200]})
+    email_id, _ = repo.record(record, [])
+    log.warning("inbound POST rejected: %s", reason, extra={"email_id": email_id, "reason": reason})
+    return Outcome("rejected", cid, email_id, reason)
+
+
+def _duplicate(repo: InboundRepository, svc, existing: dict[str, Any]) -> Outcome:
+    queued = 0
+    if existing["status"] in ("accepted", "released"):
+        queued = repo.enqueue_pending(existing["id"], lambda row: _send(svc, row))
+    log.info("inbound email %s: duplicate delivery (%s); %d missing messages sent", existing["id"],
+             existing["status"], queued, extra={"email_id": existing["id"], "queued": queued})
+    return Outcome("duplicate", str(existing["correlation_id"]), existing["id"], existing.get("reason"), 0, queued)
+
+
+def _store_raw(svc, body: bytes, sha: str, content_type: str | None, cid: str, received_at: datetime) -> str:
+    name = f"{sha}.form"
+    svc.storage.put_blob(names.RAW_EMAILS_CONTAINER, name, body,
+                         content_type=(content_type or "application/octet-stream")[:200],
+                         metadata={"correlation_id": cid, "received_at": received_at.isoformat()})
+    return name
+
+
+def _quarantine_reason(email: InboundEmail, ident: Identification) -> str | None:
+    if ident.quarantine_reason:
+        return ident.quarantine_reason
+    park, camera = ident.park or {}, ident.camera or {}
+    if park.get("require_spf_pass") and not email.spf_pass:
+        return with_detail(reasons.SPF_REQUIRED, f"park {park.get('slug')} requires SPF pass; got {email.spf!r}")
+    if park.get("require_dkim_pass") and not email.dkim_pass:
+        return with_detail(reasons.DKIM_REQUIRED, f"park {park.get('slug')} requires DKIM pass; got {email.dkim!r}")
+    if camera.get("active") is False:
+        return with_detail(reasons.CAMERA_INACTIVE, f"camera {camera.get('name')} is inactive")
+    return None
+
+
+def _email_status(email: InboundEmail, images: list[ImageRecord]) -> tuple[str, str | None]:
+    if any(i.status == "stored" for i in images):
+        return "accepted", None
+    if not images or all((i.reason or "").startswith(reasons.NOT_AN_IMAGE) for i in images):
+        return "rejected", with_detail(reasons.NO_IMAGES, f"{len(images)} attachments, none a photo")
+    why = "; ".join(f"#{i.attachment_index} {i.reason}" for i in images)
+    return "rejected", with_detail(reasons.NO_USABLE_IMAGES, why)
+
+
+def process_images(email: InboundEmail, camera: dict, park: dict, svc, cid: str,
+                   received_at: datetime) -> list[ImageRecord]:
+    """Check every attachment as a photo of ``camera``; store the usable ones in Blob Storage."""
+    tz = camera.get("effective_timezone") or camera.get("timezone") or park.get("timezone")
+    out = []
+    for att in email.attachments:
+        check = inspect_image(att.data, declared_type=att.content_type, max_pixels=svc.settings.max_image_pixels,
+                              tz=tz, email_date=email.date, received_at=received_at)
+        reason, name = check.reason, None
+        if check.status == "stored":
+            name = blob_name(park["slug"], camera["name"], check, tz)
+            svc.storage.put_blob(names.IMAGES_CONTAINER, name, att.data, content_type=check.content_type,
+                                 metadata={"park": park["slug"], "park_id": str(park["id"]),
+                                           "camera": camera["name"], "camera_id": str(camera["id"]),
+                                           "sha256": check.sha256, "correlation_id": cid,
+                                           "filename": att.filename or "",
+                                           "taken_at": check.taken_at.isoformat() if check.taken_at else "",
+                                           "taken_at_source": check.taken_at_source or ""})
+            if att.filename_changed and att.original_filename:
+                reason = with_detail(reasons.FILENAME_SANITIZED, f"{att.original_filename!r} -> {att.filename!r}")
+        out.append(ImageRecord(
+            attachment_index=att.index, status=check.status, correlation_id=cid, park_id=park["id"],
+            camera_id=camera["id"], filename=att.filename, content_type=check.content_type or att.content_type,
+            sha256=check.sha256, blob_name=name, size_bytes=check.size_bytes, width=check.width,
+            height=check.height, taken_at=check.taken_at, taken_at_source=check.taken_at_source,
+            gps_latitude=check.gps_latitude, gps_longitude=check.gps_longitude, orientation=check.orientation,
+            reason=reason))
+    return out
+
+
+def _send(svc, row: dict[str, Any]) -> str:
+    return svc.storage.enqueue(names.PROCESS_IMAGE_QUEUE, ProcessImage(
+        image_id=row["id"], blob_name=row["blob_name"], park_id=row["park_id"], camera_id=row["camera_id"],
+        correlation_id=row["correlation_id"]))
+
+
+# ------------------------------------------------------------------------------------------ release
+class ReleaseError(ValueError):
+    """The email cannot be released as asked; the message says why."""
+
+
+def release(email_id: int, camera_ref: str, park_ref: str | None, svc) -> Outcome:
+    """Process a quarantined email's kept raw POST as ``camera_ref`` (name, alias or id; ``park_ref`` slug or
+    id narrows it). Idempotent: a second release stores and enqueues nothing new."""
+    repo = InboundRepository(svc.db)
+    row = repo.email(email_id)
+    if row is None:
+        raise ReleaseError(f"no inbound email {email_id}")
+    if row["status"] not in ("quarantined", "released"):
+        raise ReleaseError(f"email {email_id} is {row['status']}, not quarantined")
+    if not row["raw_blob"]:
+        raise ReleaseError(f"email {email_id} has no kept raw email")
+    camera = _resolve_camera(svc, camera_ref, park_ref)
+    if row["status"] == "released" and row["camera_id"] not in (None, camera["id"]):
+        raise ReleaseError(f"email {email_id} was already released as camera {row['camera_id']}")
+    parks = ParkRepository(svc.db)
+    park = parks.park(camera["park_id"])
+    body = svc.storage.get_blob(names.RAW_EMAILS_CONTAINER, row["raw_blob"])
+    email = parse_request(body, (row["meta"] or {}).get("content_type"),
+                          max_parts=svc.settings.max_attachments * 2 + 100)
+    cid = str(row["correlation_id"])
+    images = process_images(email, camera, park, svc, cid, row["received_at"])
+    status, reason = _email_status(email, images)
+    reason = reason if status != "accepted" else None
+    repo.release(email_id, park["id"], camera["id"], images, "released", reason,
+                 {"released_as": camera["name"], "quarantine_reason": row["reason"]}
+                 if row["status"] == "quarantined" else {})
+    queued = repo.enqueue_pending(email_id, lambda r: _send(svc, r))
+    stored = [i for i in repo.images_of(email_id) if i["status"] == "stored"]
+    log.info("inbound email %s released as camera %s", email_id, camera["name"],
+             extra={"email_id": email_id, "camera_id": camera["id"], "queued": queued})
+    return Outcome("released", cid, email_id, reason, len(stored), queued,
+                   [{"index": i.attachment_index, "status": i.status, "reason": i.reason,
+                     "blob_name": i.blob_name} for i in images])
+
+
+def _resolve_camera(svc, camera_ref: str, park_ref: str | None) -> dict[str, Any]:
+    parks = ParkRepository(svc.db)
+    try:
+        park = parks.park(park_ref) if park_ref else None
+    except RegistryError as exc:
+        raise ReleaseError(str(exc)) from None
+    params: list[Any] = [camera_ref, camera_ref]
+    where = "(c.name = %s OR %s = ANY(c.aliases)"
+    if camera_ref.isdigit():
+        where += " OR c.id = %s"
+        params.append(int(camera_ref))
+    where += ")"
+    if park is not None:
+        where += " AND c.park_id = %s"
+        params.append(park["id"])
+    rows = svc.db.fetchall(
+        "SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone "
+        f"FROM cameras c JOIN parks p ON p.id = c.park_id WHERE {where} ORDER BY c.id", params)
+    if not rows:
+        raise ReleaseError(f"no camera {camera_ref!r}" + (f" in park {park_ref}" if park_ref else ""))
+    if len(rows) > 1:
+        raise ReleaseError(f"camera {camera_ref!r} is ambiguous (parks {', '.join(r['park_slug'] for r in rows)}); "
+                           "name the park with --park")
+    return rows[0]
