@@ -1,0 +1,67 @@
+"""Fixtures of the ops tests: a park with an ops channel (a fake webhook receiver), a host running the real
+function_app.py plus a drill queue (tests/ops/drill_app), and helpers to read the database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.webhook import FakeWebhookReceiver
+
+DRILL_APP = Path(__file__).parent / "drill_app"
+DRILL_QUEUE = "ops-drill"
+OPS_SECRET_SETTING = "OPS_HOOK_SECRET_TEST"
+OPS_SECRET = "ops-hook-secret-value"
+FAST_QUEUES = {"visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200", "maxDequeueCount": 5}
+
+
+@pytest.fixture
+def drill_queues(storage):
+    for q in (DRILL_QUEUE, f"{DRILL_QUEUE}-poison"):
+        client = storage.queue(q)
+        try:
+            client.create_queue()
+        except Exception:  # noqa: BLE001 - exists
+            pass
+        client.clear_messages()
+    return storage
+
+
+@pytest.fixture
+def ops_hook():
+    with FakeWebhookReceiver(secret=OPS_SECRET) as hook:
+        yield hook
+
+
+@pytest.fixture
+def drill_hook():
+    with FakeWebhookReceiver() as hook:
+        yield hook
+
+
+@pytest.fixture
+def park(clean_db):
+    park = clean_db.fetchone("INSERT INTO parks (slug, name) VALUES ('park-x', 'Park X') RETURNING *")
+    return park
+
+
+@pytest.fixture
+def ops_channel(clean_db, park, ops_hook):
+    return clean_db.fetchone(
+        "INSERT INTO channels (park_id, name, kind, purpose, config) VALUES (%s, 'ops hook', 'webhook', 'ops', %s) "
+        "RETURNING *", (park["id"], json.dumps({"url": ops_hook.url, "secret_setting": OPS_SECRET_SETTING})))
+
+
+@pytest.fixture
+def drill_host(host_factory, clean_queues, drill_queues, drill_hook, ops_channel):
+    """The real app + drill queue on a host with fast queues; the drill receiver starts broken (500)."""
+    drill_hook.fail_until_recovered(500)
+    host = host_factory(script_root=DRILL_APP, host_json=FAST_QUEUES, DRILL_HOOK_URL=drill_hook.url,
+                        **{OPS_SECRET_SETTING: OPS_SECRET})
+    return host
+
+
+def poison_rows(db, queue: str = DRILL_QUEUE) -> list[dict]:
+    return db.fetchall("SELECT * FROM poison_records WHERE queue = %s ORDER BY id", (queue,))
