@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import make_jpeg
 
 from functions.notify import DetectionRef
 from functions.notify.annotate import AnnotateError, annotate
+from tests.notify.helpers import make_jpeg
 
 
 def decode(jpeg: bytes) -> np.ndarray:

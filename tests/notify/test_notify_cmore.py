@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_notice, make_update
 
 from functions.notify import (
     Channel,
@@ -14,6 +13,7 @@ from functions.notify import (
     build_notifier,
     deliver,
 )
+from tests.notify.helpers import make_notice, make_update
 
 TAGS = [
     {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_notice, make_update
 
 from functions.notify import (
     Channel,
@@ -16,6 +15,7 @@ from functions.notify import (
     build_notifier,
     deliver,
 )
+from tests.notify.helpers import make_notice, make_update
 
 
 def er_channel(er, **config) -> Channel:

@@ -9,7 +9,6 @@ import socket
 from email import policy
 
 import pytest
-from conftest import make_notice, make_update
 
 from functions.notify import (
     CameraRef,
@@ -21,6 +20,7 @@ from functions.notify import (
     build_notifier,
 )
 from tests.fakes import FakeSmtp
+from tests.notify.helpers import make_notice, make_update
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)> & "CT-07"'
 

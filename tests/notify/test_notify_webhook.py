@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-from conftest import make_update
 
 from functions.notify import (
     Channel,
@@ -19,6 +18,7 @@ from functions.notify import (
 )
 from functions.notify.webhook import signature_headers, verify_signature
 from tests.fakes import FakeWebhookReceiver
+from tests.notify.helpers import make_update
 
 SECRET = "whsec-kruger-0123456789"
 

@@ -1,0 +1,1 @@
+"""Tests of the notification adapters (functions/notify) against local stand-in servers."""
