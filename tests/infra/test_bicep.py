@@ -6,7 +6,7 @@ import re
 import typing
 
 import pytest
-from conftest import INFRA, bicep_files, body, function_call, parse_bicep, render, resources_of_type, walk
+from tests.infra.conftest import INFRA, bicep_files, body, function_call, parse_bicep, render, resources_of_type, walk
 
 from functions import names
 

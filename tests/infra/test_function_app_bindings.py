@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import INFRA, ROOT, parse_bicep
+from tests.infra.conftest import INFRA, ROOT, parse_bicep
 
 from functions import names
 

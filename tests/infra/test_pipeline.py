@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from conftest import INFRA, ROOT
+from tests.infra.conftest import INFRA, ROOT
 
 PIPELINE = ROOT / "azure-pipelines.yml"
 
