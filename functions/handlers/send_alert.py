@@ -113,16 +113,17 @@ def handle(msg: SendAlert, svc) -> list[ChannelOutcome]:
                     alert["park_slug"], purpose, alert["camera_zone"])
         return []
 
-    notice = build_notice(alert, repo, svc, msg)
+    pending_cache: list = []
+    notice = build_notice(alert, repo, svc, msg, defer=pending_cache.append)
     secrets = svc.secrets if hasattr(svc, "secrets") else EnvSecrets()
-    workers = min(MAX_PARALLEL_CHANNELS, len(channels))
-    if workers == 1:
-        outcomes = [deliver_to_channel(repo, ch, notice, alert["version"], msg, secrets) for ch in channels]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send-alert") as pool:
-            futures = [pool.submit(contextvars.copy_context().run, deliver_to_channel, repo, ch, notice,
-                                   alert["version"], msg, secrets) for ch in channels]  # keeps the correlation id
-            outcomes = [f.result() for f in futures]
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHANNELS, len(channels)) + len(pending_cache),
+                            thread_name_prefix="send-alert") as pool:
+        # the annotated photo is cached while the channels are sent (off the critical path)
+        for task in pending_cache:
+            pool.submit(task)
+        futures = [pool.submit(contextvars.copy_context().run, deliver_to_channel, repo, ch, notice,
+                               alert["version"], msg, secrets) for ch in channels]  # keeps the correlation id
+        outcomes = [f.result() for f in futures]
 
     transient = [o for o in outcomes if o.outcome == "transient"]
     permanent = [o for o in outcomes if o.outcome == "permanent"]
@@ -252,7 +253,9 @@ def _conf(value: Any) -> float:
     return min(1.0, max(0.0, float(value or 0.0)))
 
 
-def build_notice(alert: dict[str, Any], repo: DeliveryRepository, svc, msg: SendAlert) -> AlertNotice:
+def build_notice(alert: dict[str, Any], repo: DeliveryRepository, svc, msg: SendAlert,
+                 defer=None) -> AlertNotice:
+    """The notice of ``alert``; ``defer(task)`` receives work that may run after (caching the photo)."""
     categories = list(dict.fromkeys(category_name(c) for c in alert["categories"] or []))
     detections = []
     if alert["best_image_id"] is not None:
@@ -283,7 +286,7 @@ def build_notice(alert: dict[str, Any], repo: DeliveryRepository, svc, msg: Send
     )
     if alert["best_image_id"] is None or not alert["image_blob"]:
         return notice
-    photo, url = _photo(svc, alert, detections)
+    photo, url = _photo(svc, alert, detections, defer or (lambda task: task()))
     name = f"{(alert['image_sha256'] or '')[:24] or 'image'}-{alert['best_image_id']}.jpg"
     return notice.model_copy(update={"photo_jpeg": photo, "photo_url": url, "photo_filename": name})
 
@@ -296,7 +299,7 @@ def _summary(alert: dict[str, Any], what: str, camera: CameraRef) -> str:
             f"confidence ({n} photo{'s' if n != 1 else ''}).")
 
 
-def _photo(svc, alert: dict[str, Any], detections: list[DetectionRef]) -> tuple[bytes | None, str | None]:
+def _photo(svc, alert: dict[str, Any], detections: list[DetectionRef], defer) -> tuple[bytes | None, str | None]:
     """(annotated JPEG or None, time-limited link to the original or None). Never raises."""
     storage = svc.storage
     url = None
@@ -315,9 +318,13 @@ def _photo(svc, alert: dict[str, Any], detections: list[DetectionRef]) -> tuple[
     except (AnnotateError, AzureError, OSError, RuntimeError) as exc:
         log.warning("alert %s: sending without photo: %s", alert["id"], exc)
         return None, url
-    try:
-        storage.put_blob(names.ANNOTATED_CONTAINER, cache_name, jpeg, content_type="image/jpeg",
-                         metadata={"alert_id": str(alert["id"]), "image_id": str(alert["best_image_id"])})
-    except Exception as exc:  # noqa: BLE001 - the cache is optional
-        log.warning("alert %s: annotated photo not cached: %s", alert["id"], exc)
+
+    def cache() -> None:
+        try:
+            storage.put_blob(names.ANNOTATED_CONTAINER, cache_name, jpeg, content_type="image/jpeg",
+                             metadata={"alert_id": str(alert["id"]), "image_id": str(alert["best_image_id"])})
+        except Exception as exc:  # noqa: BLE001 - the cache is optional
+            log.warning("alert %s: annotated photo not cached: %s", alert["id"], exc)
+
+    defer(cache)
     return jpeg, url

@@ -44,9 +44,9 @@ def add_camera(db: Database, park_id: int, name: str = "CT-07 Sabie drift", zone
 
 
 def add_image(db: Database, storage: Storage, park_id: int, camera_id: int, *, seed: int = 0,
-              detections: list[tuple[str, float, tuple[float, float, float, float]]] | None = None) -> int:
+              size: tuple[int, int] = (640, 480), detections: list[tuple[str, float, tuple[float, float, float, float]]] | None = None) -> int:
     """An accepted email with one scored image (blob stored) and its detections; returns the image id."""
-    jpeg = make_jpeg(seed=seed)
+    jpeg = make_jpeg(*size, seed=seed)
     sha = hashlib.sha256(jpeg + uuid.uuid4().bytes).hexdigest()
     blob = f"p{park_id}/c{camera_id}/2026-11-20/{sha}.jpg"
     storage.put_blob(names.IMAGES_CONTAINER, blob, jpeg, content_type="image/jpeg")
