@@ -124,17 +124,18 @@ def inspect_image(data: bytes, *, declared_type: str | None, max_pixels: int, tz
                 check.reason = with_detail(TOO_MANY_PIXELS, f"{width}x{height} = {width * height} pixels, "
                                            f"limit {max_pixels}")
                 return check
-            _read_exif(img, check, tz)
             if fmt == "jpeg":
+                _read_exif(img, check, tz)
                 img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                 img.load()
             else:
-                img.verify()
+                img.verify()  # chunk CRCs; the image object is unusable afterwards
+                _read_exif(Image.open(io.BytesIO(data)), check, tz)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         check.reason = with_detail(TOO_MANY_PIXELS, str(exc)[:200])
         return check
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-            struct.error) as exc:
+            RuntimeError, struct.error) as exc:
         check.reason = with_detail(CORRUPT_IMAGE, f"{type(exc).__name__}: {exc}"[:200])
         return check
     check.status = "stored"
