@@ -159,6 +159,18 @@ def test_not_ready_answers_503_with_retry_after():
         assert client.post("/v1/detect", content=tm.make_blank_image()).status_code == 200
 
 
+def test_saved_model_service_with_api_key(saved_model):
+    with client_for(backend="saved_model", model_path=str(saved_model), api_key="k") as client:
+        wait_ready(client)
+        files = [("files", (f"{c}.jpg", tm.make_detection_image(c, 0.9, (0.1, 0.1, 0.1, 0.1)), JPEG))
+                 for c in ("1", "2", "3")]
+        assert client.post("/v1/detect/batch", files=files).status_code == 401
+        r = client.post("/v1/detect/batch", files=files, headers={"X-API-Key": "k"})
+        assert [i["detections"][0]["category"] for i in r.json()["images"]] == ["1", "2", "3"]
+        assert r.json()["info"]["batch_size"] == 3
+        assert r.json()["info"]["detector"] == "controlled_saved_model"
+
+
 def test_model_endpoint(frozen_client):
     body = frozen_client.get("/v1/model").json()
     model = ModelOut.model_validate(body)
