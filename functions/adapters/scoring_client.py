@@ -86,6 +86,7 @@ class ImageScore:
     night: bool | None = None
     failure: str | None = None
     model_ms: float | None = None
+    service_ms: float | None = None  # the service's own time for the request (info.timing_ms.total)
     attempts: int = 1
 
     @property
@@ -165,7 +166,7 @@ class ScoringClient:
         img = body.images[0]
         timing = body.info.timing_ms or {}
         score = ImageScore(body.info.detector, body.info.detector_version, night=img.night,
-                           model_ms=timing.get("model"), attempts=attempts)
+                           model_ms=timing.get("model"), service_ms=timing.get("total"), attempts=attempts)
         if img.failure is not None or img.detections is None:
             failure = img.failure or "unknown: detections null without a failure"
             code = failure.split(":", 1)[0].strip()
