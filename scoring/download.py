@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import os
 import sys
 import urllib.error
@@ -107,7 +108,7 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
                     if not block:
                         break
                     out.write(block)
-        except (OSError, urllib.error.URLError) as exc:
+        except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
             raise DownloadError(
                 f"download of {url} interrupted after {part.stat().st_size} bytes ({exc}); run again to resume"
             ) from None
