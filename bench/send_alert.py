@@ -54,15 +54,20 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2.0, help="alerts enqueued per second (steady)")
     ap.add_argument("--idle-samples", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=8.0, help="idle time before each idle sample")
-    ap.add_argument("--fast-polling", action="store_true", help="maxPollingInterval 200 ms instead of host.json's")
+    ap.add_argument(
+        "--fast-polling", action="store_true", help="maxPollingInterval 200 ms instead of host.json's"
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="trapalert-bench-"))
     pg = EmbeddedPostgres(work / "pg", free_port()).start()
     az = Azurite(work / "azurite", free_port(), free_port(), free_port()).start()
     host = None
-    er, cm, sg = FakeEarthRanger(token=h.ER_TOKEN), FakeCmore(users={h.CMORE_USER: h.CMORE_PASSWORD}), \
-        FakeSendGrid(api_key=h.SG_KEY)
+    er, cm, sg = (
+        FakeEarthRanger(token=h.ER_TOKEN),
+        FakeCmore(users={h.CMORE_USER: h.CMORE_PASSWORD}),
+        FakeSendGrid(api_key=h.SG_KEY),
+    )
     try:
         for f in (er, cm, sg):
             f.start()
@@ -77,8 +82,13 @@ def main() -> None:
         hj = None
         if args.fast_polling:
             hj = write_host_json(work / "host.json", maxPollingInterval="00:00:00.200")
-        host = HostProcess(script_root=ROOT, env=host_env(az.connection_string, pg.url, **h.SECRET_ENV),
-                           port=free_port(), log_path=work / "host.log", host_json=hj).start()
+        host = HostProcess(
+            script_root=ROOT,
+            env=host_env(az.connection_string, pg.url, **h.SECRET_ENV),
+            port=free_port(),
+            log_path=work / "host.log",
+            host_json=hj,
+        ).start()
 
         def new_alert(i: int) -> int:
             image_id = h.add_image(db, storage, park_id, camera_id, seed=i, size=(1920, 1080))
@@ -87,12 +97,17 @@ def main() -> None:
         def latency(alert_id: int, t0: datetime, timeout: float = 60) -> float:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                row = db.fetchone("SELECT count(*) FILTER (WHERE status = 'delivered') AS n, max(delivered_at) "
-                                  "AS last FROM deliveries WHERE alert_id = %s", (alert_id,))
+                row = db.fetchone(
+                    "SELECT count(*) FILTER (WHERE status = 'delivered') AS n, max(delivered_at) "
+                    "AS last FROM deliveries WHERE alert_id = %s",
+                    (alert_id,),
+                )
                 if row["n"] == 3:
                     return (row["last"] - t0).total_seconds()
                 time.sleep(0.02)
-            raise RuntimeError(f"alert {alert_id} not delivered to 3 channels in {timeout} s:\n{host.log()[-2000:]}")
+            raise RuntimeError(
+                f"alert {alert_id} not delivered to 3 channels in {timeout} s:\n{host.log()[-2000:]}"
+            )
 
         # warm-up (imports, first CMORE login and tag list, first annotate)
         a = new_alert(10_000)
@@ -122,15 +137,25 @@ def main() -> None:
 
         dup = (len(er.events), len(cm.events), len(sg.messages))
         expected = args.alerts + args.idle_samples + 1
-        hj_note = "maxPollingInterval 200 ms" if args.fast_polling else "project host.json (maxPollingInterval 2 s)"
+        hj_note = (
+            "maxPollingInterval 200 ms" if args.fast_polling else "project host.json (maxPollingInterval 2 s)"
+        )
         print(f"send-alert delivery latency, {platform.node()} ({os.cpu_count()} cores), {hj_note}")
         print(f"  warm-up (first alert after host start): {warm * 1000:.0f} ms")
-        print(f"  first alert after {args.idle_s:.0f} s idle: " + ", ".join(f"{v * 1000:.0f}" for v in idle) + " ms")
-        print(f"  steady, {args.alerts} alerts at {args.rate:g}/s: p50 {pct(steady, 50) * 1000:.0f} ms, "
-              f"p95 {pct(steady, 95) * 1000:.0f} ms, max {max(steady) * 1000:.0f} ms, "
-              f"mean {statistics.mean(steady) * 1000:.0f} ms")
-        print(f"  remote objects: {dup[0]} EarthRanger events, {dup[1]} CMORE events, {dup[2]} emails "
-              f"(expected {expected} each)")
+        print(
+            f"  first alert after {args.idle_s:.0f} s idle: "
+            + ", ".join(f"{v * 1000:.0f}" for v in idle)
+            + " ms"
+        )
+        print(
+            f"  steady, {args.alerts} alerts at {args.rate:g}/s: p50 {pct(steady, 50) * 1000:.0f} ms, "
+            f"p95 {pct(steady, 95) * 1000:.0f} ms, max {max(steady) * 1000:.0f} ms, "
+            f"mean {statistics.mean(steady) * 1000:.0f} ms"
+        )
+        print(
+            f"  remote objects: {dup[0]} EarthRanger events, {dup[1]} CMORE events, {dup[2]} emails "
+            f"(expected {expected} each)"
+        )
         if dup != (expected,) * 3:
             raise SystemExit("duplicate or missing deliveries")
     finally:

@@ -16,11 +16,16 @@ from ..notify import Channel, ChannelConfigError, validate_channel
 
 PURPOSES = ("alerts", "ops")
 # key names that hold secrets unless they are *_setting references
-_SECRET_KEY = re.compile(r"(token|passw|secret|api_?key|private_?key|credential|authorization|bearer|"
-                         r"signing_?key|access_?key|client_?secret|cookie)", re.I)
+_SECRET_KEY = re.compile(
+    r"(token|passw|secret|api_?key|private_?key|credential|authorization|bearer|"
+    r"signing_?key|access_?key|client_?secret|cookie)",
+    re.I,
+)
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 # values that look like credentials whatever their key (SendGrid keys, bearer/basic headers, JWTs)
-_SECRET_VALUE = re.compile(r"^(SG\.[\w-]{10,}|(Bearer|Basic|Token)\s+\S{8,}|eyJ[\w-]{10,}\.[\w-]+\.[\w-]+)", re.I)
+_SECRET_VALUE = re.compile(
+    r"^(SG\.[\w-]{10,}|(Bearer|Basic|Token)\s+\S{8,}|eyJ[\w-]{10,}\.[\w-]+\.[\w-]+)", re.I
+)
 
 
 class ChannelError(ValueError):
@@ -37,9 +42,15 @@ def secret_problems(config: Any, path: str = "") -> list[str]:
                 if value is not None and (not isinstance(value, str) or not _SETTING_NAME.match(value)):
                     problems.append(f"{where}: must be the NAME of an app setting (letters, digits, _ . : -)")
                 continue
-            if _SECRET_KEY.search(str(key)) and value not in (None, "", [], {}) and not isinstance(value, bool):
-                problems.append(f"{where}: looks like a secret value; store it in an app setting and give its "
-                                f"name as {key}_setting")
+            if (
+                _SECRET_KEY.search(str(key))
+                and value not in (None, "", [], {})
+                and not isinstance(value, bool)
+            ):
+                problems.append(
+                    f"{where}: looks like a secret value; store it in an app setting and give its "
+                    f"name as {key}_setting"
+                )
                 continue
             problems += secret_problems(value, where)
     elif isinstance(config, list):
@@ -71,8 +82,17 @@ class ChannelRepository:
             raise ChannelError(f"no park {park_slug!r} (see `trapalert parks list`)")
         return row["id"]
 
-    def add(self, park_slug: str, name: str, kind: str, config: dict[str, Any], *, purpose: str = "alerts",
-            zone: str | None = None, enabled: bool = True) -> dict[str, Any]:
+    def add(
+        self,
+        park_slug: str,
+        name: str,
+        kind: str,
+        config: dict[str, Any],
+        *,
+        purpose: str = "alerts",
+        zone: str | None = None,
+        enabled: bool = True,
+    ) -> dict[str, Any]:
         if purpose not in PURPOSES:
             raise ChannelError(f"purpose must be one of {PURPOSES}")
         if not name.strip():
@@ -83,15 +103,18 @@ class ChannelRepository:
             """INSERT INTO channels (park_id, name, kind, purpose, zone, config, enabled)
                VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)
                ON CONFLICT (park_id, name) DO NOTHING RETURNING *""",
-            (park_id, name, kind, purpose, zone, json.dumps(config), enabled))
+            (park_id, name, kind, purpose, zone, json.dumps(config), enabled),
+        )
         if row is None:
             raise ChannelError(f"park {park_slug} already has a channel {name!r} (remove it first)")
         return row
 
     def get(self, park_slug: str, name: str) -> dict[str, Any]:
         row = self.db.fetchone(
-            "SELECT ch.* FROM channels ch JOIN parks p ON p.id = ch.park_id WHERE p.slug = %s AND ch.name = %s",
-            (park_slug, name))
+            "SELECT ch.* FROM channels ch JOIN parks p ON p.id = ch.park_id "
+            "WHERE p.slug = %s AND ch.name = %s",
+            (park_slug, name),
+        )
         if row is None:
             raise ChannelError(f"park {park_slug} has no channel {name!r}")
         return row
@@ -107,7 +130,8 @@ class ChannelRepository:
             """SELECT ch.id, p.slug AS park, ch.name, ch.kind, ch.purpose, ch.zone, ch.enabled, ch.config,
                       last.status AS last_status, last.updated_at AS last_at, last.alert_id AS last_alert_id,
                       last.last_error AS last_error,
-                      (SELECT count(*) FROM deliveries d WHERE d.channel_id = ch.id AND d.status = 'delivered')
+                      (SELECT count(*) FROM deliveries d
+                       WHERE d.channel_id = ch.id AND d.status = 'delivered')
                           AS delivered,
                       (SELECT count(*) FROM deliveries d WHERE d.channel_id = ch.id AND d.status = 'failed')
                           AS failed
@@ -116,4 +140,6 @@ class ChannelRepository:
                                   WHERE d.channel_id = ch.id ORDER BY d.updated_at DESC, d.id DESC LIMIT 1)
                    last ON true
                WHERE %(park)s::text IS NULL OR p.slug = %(park)s
-               ORDER BY p.slug, ch.name""", {"park": park_slug})
+               ORDER BY p.slug, ch.name""",
+            {"park": park_slug},
+        )

@@ -52,19 +52,25 @@ class DeliveryRepository:
                JOIN cameras c ON c.id = a.camera_id
                JOIN parks p ON p.id = a.park_id
                LEFT JOIN images i ON i.id = a.best_image_id
-               WHERE a.id = %s""", (alert_id,))
+               WHERE a.id = %s""",
+            (alert_id,),
+        )
 
     def detections(self, image_id: int) -> list[dict[str, Any]]:
         return self.db.fetchall(
             "SELECT category, conf, bbox_x, bbox_y, bbox_w, bbox_h FROM detections WHERE image_id = %s "
-            "ORDER BY conf DESC, id", (image_id,))
+            "ORDER BY conf DESC, id",
+            (image_id,),
+        )
 
     def channels_for(self, park_id: int, zone: str | None, purpose: str) -> list[dict[str, Any]]:
         """Enabled channels of the park for ``purpose`` whose zone is unset or the camera's zone."""
         return self.db.fetchall(
             """SELECT * FROM channels
                WHERE park_id = %s AND enabled AND purpose = %s AND (zone IS NULL OR zone = %s)
-               ORDER BY id""", (park_id, purpose, zone))
+               ORDER BY id""",
+            (park_id, purpose, zone),
+        )
 
     # -- claims ---------------------------------------------------------------------------------
     def try_claim(self, alert_id: int, channel_id: int, lease_s: float) -> Claim | None:
@@ -72,18 +78,22 @@ class DeliveryRepository:
         with self.db.transaction() as cur:
             cur.execute(
                 """INSERT INTO deliveries (alert_id, channel_id, status) VALUES (%s, %s, 'pending')
-                   ON CONFLICT (alert_id, channel_id) DO NOTHING""", (alert_id, channel_id))
+                   ON CONFLICT (alert_id, channel_id) DO NOTHING""",
+                (alert_id, channel_id),
+            )
             cur.execute(
                 """UPDATE deliveries SET claim_token = %s, claimed_until = now() + make_interval(secs => %s)
                    WHERE alert_id = %s AND channel_id = %s
                      AND (claimed_until IS NULL OR claimed_until < now())
                    RETURNING id, delivered_version, external_id, state, status""",
-                (token, float(lease_s), alert_id, channel_id))
+                (token, float(lease_s), alert_id, channel_id),
+            )
             row = cur.fetchone()
         if row is None:
             return None
-        return Claim(row["id"], token, row["delivered_version"], row["external_id"], row["state"] or {},
-                     row["status"])
+        return Claim(
+            row["id"], token, row["delivered_version"], row["external_id"], row["state"] or {}, row["status"]
+        )
 
     def claim(self, alert_id: int, channel_id: int, *, lease_s: float, wait_s: float) -> Claim:
         """Claim the delivery, waiting while another worker holds it (up to ``wait_s``)."""
@@ -94,18 +104,24 @@ class DeliveryRepository:
             if claim is not None:
                 return claim
             if time.monotonic() >= deadline:
-                raise DeliveryBusy(f"delivery of alert {alert_id} to channel {channel_id} is held by another "
-                                   f"worker for more than {wait_s:.0f} s")
+                raise DeliveryBusy(
+                    f"delivery of alert {alert_id} to channel {channel_id} is held by another "
+                    f"worker for more than {wait_s:.0f} s"
+                )
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
     def release(self, claim: Claim) -> None:
-        self.db.execute("UPDATE deliveries SET claim_token = NULL, claimed_until = NULL "
-                        "WHERE id = %s AND claim_token = %s", (claim.delivery_id, claim.token))
+        self.db.execute(
+            "UPDATE deliveries SET claim_token = NULL, claimed_until = NULL "
+            "WHERE id = %s AND claim_token = %s",
+            (claim.delivery_id, claim.token),
+        )
 
     # -- outcomes (each also releases the claim) ------------------------------------------------
-    def record_delivered(self, claim: Claim, version: int, external_id: str | None,
-                         state: dict[str, Any]) -> bool:
+    def record_delivered(
+        self, claim: Claim, version: int, external_id: str | None, state: dict[str, Any]
+    ) -> bool:
         """Record a successful delivery of alert ``version``; False if the claim had been lost."""
         n = self.db.execute(
             """UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
@@ -113,11 +129,13 @@ class DeliveryRepository:
                       delivered_version = GREATEST(delivered_version, %s), delivered_at = now(),
                       updated_at = now(), claim_token = NULL, claimed_until = NULL
                WHERE id = %s AND claim_token = %s""",
-            (external_id, json.dumps(state), version, claim.delivery_id, claim.token))
+            (external_id, json.dumps(state), version, claim.delivery_id, claim.token),
+        )
         return n == 1
 
-    def record_failed(self, claim: Claim, error: str, *, external_id: str | None = None,
-                      state: dict[str, Any] | None = None) -> bool:
+    def record_failed(
+        self, claim: Claim, error: str, *, external_id: str | None = None, state: dict[str, Any] | None = None
+    ) -> bool:
         """Record a failed attempt; ``external_id``/``state`` (a partial result) replace the stored ones
         when given, so that the next attempt resumes where this one stopped."""
         n = self.db.execute(
@@ -126,12 +144,20 @@ class DeliveryRepository:
                       state = COALESCE(%s::jsonb, state),
                       updated_at = now(), claim_token = NULL, claimed_until = NULL
                WHERE id = %s AND claim_token = %s""",
-            (error[:2000], external_id, None if state is None else json.dumps(state), claim.delivery_id,
-             claim.token))
+            (
+                error[:2000],
+                external_id,
+                None if state is None else json.dumps(state),
+                claim.delivery_id,
+                claim.token,
+            ),
+        )
         return n == 1
 
     def deliveries_of(self, alert_id: int) -> list[dict[str, Any]]:
         return self.db.fetchall(
             """SELECT d.*, ch.name AS channel_name, ch.kind AS channel_kind
                FROM deliveries d JOIN channels ch ON ch.id = d.channel_id
-               WHERE d.alert_id = %s ORDER BY ch.id""", (alert_id,))
+               WHERE d.alert_id = %s ORDER BY ch.id""",
+            (alert_id,),
+        )

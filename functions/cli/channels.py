@@ -40,9 +40,13 @@ def channels() -> None:
 @click.option("--kind", required=True, help="earthranger, cmore, email, webhook, or a third-party kind")
 @click.option("--purpose", type=click.Choice(["alerts", "ops"]), default="alerts", show_default=True)
 @click.option("--zone", help="only cameras of this zone (default: the whole park)")
-@click.option("--config", "config_json", required=True,
-              help='JSON, secrets by setting name, e.g. \'{"service_root": "https://x.pamdas.org", '
-                   '"token_setting": "ER_TOKEN_X"}\'')
+@click.option(
+    "--config",
+    "config_json",
+    required=True,
+    help='JSON, secrets by setting name, e.g. \'{"service_root": "https://x.pamdas.org", '
+    '"token_setting": "ER_TOKEN_X"}\'',
+)
 @click.option("--disabled", is_flag=True, help="add it switched off")
 def channels_add(park, name, kind, purpose, zone, config_json, disabled) -> None:
     try:
@@ -55,8 +59,10 @@ def channels_add(park, name, kind, purpose, zone, config_json, disabled) -> None
         row = _repo().add(park, name, kind, config, purpose=purpose, zone=zone, enabled=not disabled)
     except ChannelError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"channel {row['name']} ({row['kind']}, {row['purpose']}, zone {row['zone'] or 'all'}) "
-               f"added to park {park} (id {row['id']})")
+    click.echo(
+        f"channel {row['name']} ({row['kind']}, {row['purpose']}, zone {row['zone'] or 'all'}) "
+        f"added to park {park} (id {row['id']})"
+    )
 
 
 @channels.command("list", help="Channels with their last delivery status.")
@@ -71,8 +77,22 @@ def channels_list(park, as_json) -> None:
         r["zone"] = r["zone"] or "all"
         r["last"] = f"{r['last_status']} (alert {r['last_alert_id']})" if r["last_status"] else "never"
         r["error"] = (r["last_error"] or "")[:80] if r["last_status"] == "failed" else ""
-    echo_table(rows, ["park", "name", "kind", "purpose", "zone", "enabled", "last", "last_at", "delivered",
-                      "failed", "error"])
+    echo_table(
+        rows,
+        [
+            "park",
+            "name",
+            "kind",
+            "purpose",
+            "zone",
+            "enabled",
+            "last",
+            "last_at",
+            "delivered",
+            "failed",
+            "error",
+        ],
+    )
 
 
 @channels.command("remove", help="Remove a channel (its delivery records go with it).")
@@ -103,8 +123,15 @@ def channels_test(name, park) -> None:
         raise click.ClickException(str(exc)) from None
     svc = services()
     notice = channel_test_notice(repo.db, row)
-    channel = Channel(id=row["id"], park_id=row["park_id"], kind=row["kind"], name=row["name"],
-                      config=row["config"] or {}, zone=row["zone"], enabled=row["enabled"])
+    channel = Channel(
+        id=row["id"],
+        park_id=row["park_id"],
+        kind=row["kind"],
+        name=row["name"],
+        config=row["config"] or {},
+        zone=row["zone"],
+        enabled=row["enabled"],
+    )
     try:
         notifier = build_notifier(channel, svc.secrets)
         result = notifier.send_new(notice)
@@ -120,22 +147,39 @@ def channels_test(name, park) -> None:
 
 def channel_test_notice(database, channel_row: dict) -> AlertNotice:
     """A clearly labelled test notice at one of the park's cameras (or a placeholder), with a photo."""
-    park = database.fetchone("SELECT id, slug, name, timezone FROM parks WHERE id = %s", (channel_row["park_id"],))
+    park = database.fetchone(
+        "SELECT id, slug, name, timezone FROM parks WHERE id = %s", (channel_row["park_id"],)
+    )
     cam = database.fetchone(
         "SELECT id, name, latitude, longitude, COALESCE(timezone, %s) AS timezone, zone FROM cameras "
         "WHERE park_id = %s AND (%s::text IS NULL OR zone = %s) ORDER BY id LIMIT 1",
-        (park["timezone"], park["id"], channel_row["zone"], channel_row["zone"]))
-    camera = CameraRef(**cam) if cam else CameraRef(id=0, name="TEST-CAMERA", timezone=park["timezone"],
-                                                     zone=channel_row["zone"])
+        (park["timezone"], park["id"], channel_row["zone"], channel_row["zone"]),
+    )
+    camera = (
+        CameraRef(**cam)
+        if cam
+        else CameraRef(id=0, name="TEST-CAMERA", timezone=park["timezone"], zone=channel_row["zone"])
+    )
     now = datetime.now(UTC)
     detection = DetectionRef(category="person", conf=0.99, bbox=(0.35, 0.25, 0.3, 0.5))
     return AlertNotice(
-        alert_id=0, kind="new", park=ParkRef(id=park["id"], slug=park["slug"], name=park["name"]),
-        camera=camera, categories=["person"], max_conf=0.99, mean_conf=0.99, image_count=1, started_at=now,
-        updated_at=now, title=f"TEST - TrapAlert channel test ({channel_row['name']})",
+        alert_id=0,
+        kind="new",
+        park=ParkRef(id=park["id"], slug=park["slug"], name=park["name"]),
+        camera=camera,
+        categories=["person"],
+        max_conf=0.99,
+        mean_conf=0.99,
+        image_count=1,
+        started_at=now,
+        updated_at=now,
+        title=f"TEST - TrapAlert channel test ({channel_row['name']})",
         summary="This is a test of the alert channel. No action needed.",
-        photo_jpeg=_test_photo([detection]), photo_filename=f"trapalert-test-{int(now.timestamp())}.jpg",
-        correlation_id=f"channel-test-{channel_row['id']}", detections=[detection])
+        photo_jpeg=_test_photo([detection]),
+        photo_filename=f"trapalert-test-{int(now.timestamp())}.jpg",
+        correlation_id=f"channel-test-{channel_row['id']}",
+        detections=[detection],
+    )
 
 
 def _test_photo(detections) -> bytes:

@@ -30,8 +30,9 @@ def _webhook_url(url: str | None) -> str:
         state = json.loads(STACK_STATE_FILE.read_text(encoding="utf-8"))
         if state.get("webhook_url"):
             return state["webhook_url"]
-    raise click.ClickException(f"no webhook URL: start the stack (`trapalert stack up`) or give --url "
-                               f"({STACK_STATE_FILE} has none)")
+    raise click.ClickException(
+        f"no webhook URL: start the stack (`trapalert stack up`) or give --url ({STACK_STATE_FILE} has none)"
+    )
 
 
 def find_camera(database, name: str, park: str | None) -> dict[str, Any]:
@@ -39,25 +40,37 @@ def find_camera(database, name: str, park: str | None) -> dict[str, Any]:
         """SELECT c.id, c.name, c.sender_addresses, c.aliases, p.slug AS park, p.inbound_address
            FROM cameras c JOIN parks p ON p.id = c.park_id
            WHERE (c.name = %(n)s OR %(n)s = ANY(c.aliases)) AND (%(p)s::text IS NULL OR p.slug = %(p)s)
-           ORDER BY c.id""", {"n": name, "p": park})
+           ORDER BY c.id""",
+        {"n": name, "p": park},
+    )
     if not rows:
-        raise click.ClickException(f"no camera {name!r}" + (f" in park {park}" if park else "")
-                                   + " (see `trapalert cameras list`)")
+        raise click.ClickException(
+            f"no camera {name!r}" + (f" in park {park}" if park else "") + " (see `trapalert cameras list`)"
+        )
     if len(rows) > 1:
-        raise click.ClickException(f"camera {name!r} exists in parks {', '.join(r['park'] for r in rows)}: "
-                                   f"give --park")
+        raise click.ClickException(
+            f"camera {name!r} exists in parks {', '.join(r['park'] for r in rows)}: give --park"
+        )
     cam = rows[0]
     if not cam["sender_addresses"]:
-        raise click.ClickException(f"camera {name} has no sender address: the webhook could not recognise it "
-                                   f"(add one with `trapalert cameras add ... --sender`)")
+        raise click.ClickException(
+            f"camera {name} has no sender address: the webhook could not recognise it "
+            f"(add one with `trapalert cameras add ... --sender`)"
+        )
     return cam
 
 
 @simulate.command("camera", help="Email PHOTO as camera NAME through the webhook and follow it to delivery.")
 @click.option("--camera", "camera_name", required=True, help="camera name (or alias)")
 @click.option("--park", help="park slug (needed when the name is used in several parks)")
-@click.option("--image", "images", required=True, multiple=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path), help="photo (repeatable: a burst)")
+@click.option(
+    "--image",
+    "images",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="photo (repeatable: a burst)",
+)
 @click.option("--raw", is_flag=True, help='SendGrid "send raw" mode: the whole MIME message in field email')
 @click.option("--url", help="webhook URL (default: .trapalert/stack.json's webhook_url)")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds to wait for delivery")
@@ -73,16 +86,23 @@ def simulate_camera(camera_name, park, images, raw, url, timeout, as_json) -> No
     to = cam["inbound_address"] or f"{cam['park']}@alerts.trapalert.local"
     label = (cam["aliases"] or [cam["name"]])[0]
     payload = build_payload(
-        sender=cam["sender_addresses"][0], to=to, subject=f"{label} motion detected",
-        text=f"Camera: {label}\nTriggered: motion\n", mode="raw" if raw else "parsed",
-        images=[ImageFile(p.name, p.read_bytes()) for p in images])
+        sender=cam["sender_addresses"][0],
+        to=to,
+        subject=f"{label} motion detected",
+        text=f"Camera: {label}\nTriggered: motion\n",
+        mode="raw" if raw else "parsed",
+        images=[ImageFile(p.name, p.read_bytes()) for p in images],
+    )
     started = time.monotonic()
     try:
         response = httpx.post(target, content=payload.body, headers=payload.headers(), timeout=60)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"could not POST to {_redact(target)}: {exc}") from None
-    click.echo(f"POST {_redact(target)} ({payload.mode}, {len(payload.body)} bytes, Message-ID "
-               f"{payload.message_id}) -> {response.status_code}", err=as_json)
+    click.echo(
+        f"POST {_redact(target)} ({payload.mode}, {len(payload.body)} bytes, Message-ID "
+        f"{payload.message_id}) -> {response.status_code}",
+        err=as_json,
+    )
     if not response.is_success:
         raise click.ClickException(f"the webhook answered {response.status_code}: {response.text[:300]}")
 
@@ -104,18 +124,24 @@ def follow(database, message_id: str | None, *, deadline: float, interval: float
     out: dict[str, Any] = {"state": "email not recorded", "email": None, "images": [], "alerts": []}
     while True:
         email = database.fetchone(
-            "SELECT id, status, reason, camera_id, received_at FROM inbound_emails WHERE message_id = ANY(%s) "
-            "ORDER BY id DESC LIMIT 1", (ids,))
+            "SELECT id, status, reason, camera_id, received_at FROM inbound_emails "
+            "WHERE message_id = ANY(%s) "
+            "ORDER BY id DESC LIMIT 1",
+            (ids,),
+        )
         if email is not None:
             out["email"] = email
             out["state"] = f"email {email['status']}"
             images = database.fetchall(
                 "SELECT id, filename, status, reason, alert_id FROM images WHERE email_id = %s ORDER BY id",
-                (email["id"],))
+                (email["id"],),
+            )
             for img in images:
                 img["detections"] = database.fetchall(
                     "SELECT category, round(conf::numeric, 3) AS conf, bbox_x, bbox_y, bbox_w, bbox_h "
-                    "FROM detections WHERE image_id = %s ORDER BY conf DESC", (img["id"],))
+                    "FROM detections WHERE image_id = %s ORDER BY conf DESC",
+                    (img["id"],),
+                )
             out["images"] = images
             pending = [i for i in images if i["status"] == "stored"]
             if email["status"] in ("quarantined", "rejected"):
@@ -130,17 +156,25 @@ def follow(database, message_id: str | None, *, deadline: float, interval: float
                                           AND (ch.zone IS NULL OR ch.zone = c.zone)), '{}') AS channel_ids
                        FROM alerts a JOIN cameras c ON c.id = a.camera_id
                        WHERE a.id IN (SELECT alert_id FROM images WHERE id = ANY(%s) AND alert_id IS NOT NULL)
-                          OR a.best_image_id = ANY(%s) ORDER BY a.id""", (image_ids, image_ids))
+                          OR a.best_image_id = ANY(%s) ORDER BY a.id""",
+                    (image_ids, image_ids),
+                )
                 final = True
                 for a in alerts:
                     a["deliveries"] = database.fetchall(
                         """SELECT ch.name AS channel, ch.kind, d.status, d.attempts, d.delivered_version,
                                   d.external_id, d.last_error, d.delivered_at
                            FROM deliveries d JOIN channels ch ON ch.id = d.channel_id
-                           WHERE d.alert_id = %s ORDER BY ch.id""", (a["id"],))
-                    done = {d["channel"] for d in a["deliveries"]
-                            if d["status"] == "delivered" and d["delivered_version"] >= a["version"]
-                            or d["status"] == "failed"}
+                           WHERE d.alert_id = %s ORDER BY ch.id""",
+                        (a["id"],),
+                    )
+                    done = {
+                        d["channel"]
+                        for d in a["deliveries"]
+                        if d["status"] == "delivered"
+                        and d["delivered_version"] >= a["version"]
+                        or d["status"] == "failed"
+                    }
                     if len(done) < len(a["channel_ids"]):
                         final = False
                 out["alerts"] = alerts
@@ -159,27 +193,37 @@ def _print(outcome: dict[str, Any]) -> None:
     if email is None:
         click.echo("the email was not recorded (is process-email running?)")
         return
-    click.echo(f"email {email['id']}: {email['status']}" + (f" ({email['reason']})" if email["reason"] else ""))
+    click.echo(
+        f"email {email['id']}: {email['status']}" + (f" ({email['reason']})" if email["reason"] else "")
+    )
     for img in outcome["images"]:
-        click.echo(f"  image {img['id']} {img['filename']}: {img['status']}"
-                   + (f" ({img['reason']})" if img["reason"] else ""))
+        click.echo(
+            f"  image {img['id']} {img['filename']}: {img['status']}"
+            + (f" ({img['reason']})" if img["reason"] else "")
+        )
         for d in img["detections"]:
-            click.echo(f"    {_category(d['category'])} {float(d['conf']):.0%} at "
-                       f"[{d['bbox_x']:.2f}, {d['bbox_y']:.2f}, {d['bbox_w']:.2f}, {d['bbox_h']:.2f}]")
+            click.echo(
+                f"    {_category(d['category'])} {float(d['conf']):.0%} at "
+                f"[{d['bbox_x']:.2f}, {d['bbox_y']:.2f}, {d['bbox_w']:.2f}, {d['bbox_h']:.2f}]"
+            )
         if not img["detections"] and img["status"] == "scored":
             click.echo("    no detections")
     if not outcome["alerts"] and outcome["state"] == "done":
         click.echo("no alert")
     for a in outcome["alerts"]:
-        click.echo(f"alert {a['id']} v{a['version']}: {', '.join(map(_category, a['categories']))} "
-                   f"{float(a['max_conf'] or 0):.0%}, {a['image_count']} photo(s)")
+        click.echo(
+            f"alert {a['id']} v{a['version']}: {', '.join(map(_category, a['categories']))} "
+            f"{float(a['max_conf'] or 0):.0%}, {a['image_count']} photo(s)"
+        )
         if not a["channel_ids"]:
             click.echo("  the park has no alert channel (`trapalert channels add`)")
         for d in a["deliveries"]:
             extra = f" -> {d['external_id']}" if d["status"] == "delivered" and d["external_id"] else ""
             if d["status"] == "failed":
                 extra = f": {d['last_error']}"
-            click.echo(f"  {d['channel']} ({d['kind']}): {d['status']} after {d['attempts']} attempt(s){extra}")
+            click.echo(
+                f"  {d['channel']} ({d['kind']}): {d['status']} after {d['attempts']} attempt(s){extra}"
+            )
     click.echo(f"{outcome['state']} in {outcome['seconds']} s")
 
 

@@ -57,7 +57,6 @@ from ..notify import (
     EnvSecrets,
     ParkRef,
     PermanentDeliveryError,
-    TransientDeliveryError,
     build_notifier,
 )
 from ..notify.annotate import CATEGORY_NAMES, AnnotateError, annotate
@@ -104,41 +103,72 @@ def handle(msg: SendAlert, svc) -> list[ChannelOutcome]:
     if alert is None:
         raise AlertNotFound(f"alert {msg.alert_id} does not exist")
     if alert["version"] < msg.version:
-        raise AlertNotReady(f"alert {msg.alert_id} is at version {alert['version']}, the message asks for "
-                            f"{msg.version}")
+        raise AlertNotReady(
+            f"alert {msg.alert_id} is at version {alert['version']}, the message asks for {msg.version}"
+        )
     purpose = "ops" if msg.reason == "ops" else "alerts"
     channels = repo.channels_for(alert["park_id"], alert["camera_zone"], purpose)
     if not channels:
-        log.warning("alert %s: park %s has no enabled %s channel for zone %r", msg.alert_id,
-                    alert["park_slug"], purpose, alert["camera_zone"])
+        log.warning(
+            "alert %s: park %s has no enabled %s channel for zone %r",
+            msg.alert_id,
+            alert["park_slug"],
+            purpose,
+            alert["camera_zone"],
+        )
         return []
 
     pending_cache: list = []
     notice = build_notice(alert, repo, svc, msg, defer=pending_cache.append)
     secrets = svc.secrets if hasattr(svc, "secrets") else EnvSecrets()
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHANNELS, len(channels)) + len(pending_cache),
-                            thread_name_prefix="send-alert") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(MAX_PARALLEL_CHANNELS, len(channels)) + len(pending_cache),
+        thread_name_prefix="send-alert",
+    ) as pool:
         # the annotated photo is cached while the channels are sent (off the critical path)
         for task in pending_cache:
             pool.submit(task)
-        futures = [pool.submit(contextvars.copy_context().run, deliver_to_channel, repo, ch, notice,
-                               alert["version"], msg, secrets) for ch in channels]  # keeps the correlation id
+        futures = [
+            pool.submit(
+                contextvars.copy_context().run,
+                deliver_to_channel,
+                repo,
+                ch,
+                notice,
+                alert["version"],
+                msg,
+                secrets,
+            )
+            for ch in channels
+        ]  # keeps the correlation id
         outcomes = [f.result() for f in futures]
 
     transient = [o for o in outcomes if o.outcome == "transient"]
     permanent = [o for o in outcomes if o.outcome == "permanent"]
-    log.info("alert %s v%s: %s", msg.alert_id, alert["version"],
-             ", ".join(f"{o.channel_name}={o.outcome}" for o in outcomes))
+    log.info(
+        "alert %s v%s: %s",
+        msg.alert_id,
+        alert["version"],
+        ", ".join(f"{o.channel_name}={o.outcome}" for o in outcomes),
+    )
     if transient:
         raise ChannelsFailed(msg.alert_id, alert["version"], transient + permanent)
     return outcomes
 
 
-def deliver_to_channel(repo: DeliveryRepository, row: dict[str, Any], notice: AlertNotice, version: int,
-                       msg: SendAlert, secrets) -> ChannelOutcome:
+def deliver_to_channel(
+    repo: DeliveryRepository, row: dict[str, Any], notice: AlertNotice, version: int, msg: SendAlert, secrets
+) -> ChannelOutcome:
     """Bring one channel to ``version`` of the alert; record the outcome; never raises a delivery error."""
-    channel = Channel(id=row["id"], park_id=row["park_id"], kind=row["kind"], name=row["name"],
-                      config=row["config"] or {}, zone=row["zone"], enabled=row["enabled"])
+    channel = Channel(
+        id=row["id"],
+        park_id=row["park_id"],
+        kind=row["kind"],
+        name=row["name"],
+        config=row["config"] or {},
+        zone=row["zone"],
+        enabled=row["enabled"],
+    )
 
     def outcome(kind: str, error: str | None = None, external_id: str | None = None) -> ChannelOutcome:
         return ChannelOutcome(channel.id, channel.name, channel.kind, kind, error, external_id)
@@ -158,25 +188,44 @@ def deliver_to_channel(repo: DeliveryRepository, row: dict[str, Any], notice: Al
         previous, resume = _stored_results(claim)
         channel_notice = notice.model_copy(update={"kind": _notice_kind(notice, previous)})
         if previous is None:
-            result = notifier.send_new(channel_notice, resume=resume) if resume else \
-                notifier.send_new(channel_notice)
+            result = (
+                notifier.send_new(channel_notice, resume=resume)
+                if resume
+                else notifier.send_new(channel_notice)
+            )
         else:
             result = notifier.send_update(channel_notice, previous)
     except DeliveryError as exc:
         error = recording.scrub(f"{type(exc).__name__}: {exc}")
         partial = exc.partial
-        repo.record_failed(claim, error, external_id=partial.external_id if partial else None,
-                           state=_jsonable(partial.state) if partial else None)
+        repo.record_failed(
+            claim,
+            error,
+            external_id=partial.external_id if partial else None,
+            state=_jsonable(partial.state) if partial else None,
+        )
         if isinstance(exc, ChannelConfigError | PermanentDeliveryError):
-            log.error("alert %s: channel %s (%s) failed permanently: %s", msg.alert_id, channel.name,
-                      channel.kind, error)
+            log.error(
+                "alert %s: channel %s (%s) failed permanently: %s",
+                msg.alert_id,
+                channel.name,
+                channel.kind,
+                error,
+            )
             return outcome("permanent", error)
-        log.warning("alert %s: channel %s (%s) failed, will retry: %s", msg.alert_id, channel.name,
-                    channel.kind, error)
+        log.warning(
+            "alert %s: channel %s (%s) failed, will retry: %s",
+            msg.alert_id,
+            channel.name,
+            channel.kind,
+            error,
+        )
         return outcome("transient", error)
     except Exception as exc:  # noqa: BLE001 - an adapter bug: retry (bounded by the queue), then poison
         error = recording.scrub(f"{type(exc).__name__}: {exc}")
-        log.exception("alert %s: channel %s (%s) raised unexpectedly", msg.alert_id, channel.name, channel.kind)
+        log.exception(
+            "alert %s: channel %s (%s) raised unexpectedly", msg.alert_id, channel.name, channel.kind
+        )
         repo.record_failed(claim, error)
         return outcome("transient", error)
     finally:
@@ -187,8 +236,12 @@ def deliver_to_channel(repo: DeliveryRepository, row: dict[str, Any], notice: Al
             except Exception:  # noqa: BLE001
                 pass
     if not repo.record_delivered(claim, version, result.external_id, _jsonable(result.state)):
-        log.error("alert %s: channel %s delivered but its claim had expired (delivery took longer than %s s)",
-                  msg.alert_id, channel.name, CLAIM_LEASE_S)
+        log.error(
+            "alert %s: channel %s delivered but its claim had expired (delivery took longer than %s s)",
+            msg.alert_id,
+            channel.name,
+            CLAIM_LEASE_S,
+        )
     return outcome("delivered", external_id=result.external_id)
 
 
@@ -241,8 +294,10 @@ def category_name(category: str) -> str:
 def map_url(latitude: float | None, longitude: float | None) -> str | None:
     if latitude is None or longitude is None:
         return None
-    return (f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}"
-            f"#map=16/{latitude:.6f}/{longitude:.6f}")
+    return (
+        f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}"
+        f"#map=16/{latitude:.6f}/{longitude:.6f}"
+    )
 
 
 def _utc(ts: datetime) -> datetime:
@@ -253,18 +308,29 @@ def _conf(value: Any) -> float:
     return min(1.0, max(0.0, float(value or 0.0)))
 
 
-def build_notice(alert: dict[str, Any], repo: DeliveryRepository, svc, msg: SendAlert,
-                 defer=None) -> AlertNotice:
+def build_notice(
+    alert: dict[str, Any], repo: DeliveryRepository, svc, msg: SendAlert, defer=None
+) -> AlertNotice:
     """The notice of ``alert``; ``defer(task)`` receives work that may run after (caching the photo)."""
     categories = list(dict.fromkeys(category_name(c) for c in alert["categories"] or []))
     detections = []
     if alert["best_image_id"] is not None:
-        detections = [DetectionRef(category=category_name(d["category"]), conf=_conf(d["conf"]),
-                                   bbox=(d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]))
-                      for d in repo.detections(alert["best_image_id"])]
-    camera = CameraRef(id=alert["camera_id"], name=alert["camera_name"], latitude=alert["latitude"],
-                       longitude=alert["longitude"], timezone=alert["camera_timezone"] or "UTC",
-                       zone=alert["camera_zone"])
+        detections = [
+            DetectionRef(
+                category=category_name(d["category"]),
+                conf=_conf(d["conf"]),
+                bbox=(d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]),
+            )
+            for d in repo.detections(alert["best_image_id"])
+        ]
+    camera = CameraRef(
+        id=alert["camera_id"],
+        name=alert["camera_name"],
+        latitude=alert["latitude"],
+        longitude=alert["longitude"],
+        timezone=alert["camera_timezone"] or "UTC",
+        zone=alert["camera_zone"],
+    )
     what = ", ".join(categories) or "activity"
     if alert["kind"] == "health":
         kind = "health"
@@ -275,13 +341,20 @@ def build_notice(alert: dict[str, Any], repo: DeliveryRepository, svc, msg: Send
     title = alert["title"] or f"{what[:1].upper()}{what[1:]} detected at {camera.name}"
     started = _utc(alert["started_at"])
     notice = AlertNotice(
-        alert_id=alert["id"], kind=kind,
+        alert_id=alert["id"],
+        kind=kind,
         park=ParkRef(id=alert["park_id"], slug=alert["park_slug"], name=alert["park_name"]),
-        camera=camera, categories=categories, max_conf=_conf(alert["max_conf"]),
-        mean_conf=_conf(alert["mean_conf"]), image_count=max(0, alert["image_count"] or 0),
-        started_at=started, updated_at=_utc(alert["last_image_at"]), title=title,
+        camera=camera,
+        categories=categories,
+        max_conf=_conf(alert["max_conf"]),
+        mean_conf=_conf(alert["mean_conf"]),
+        image_count=max(0, alert["image_count"] or 0),
+        started_at=started,
+        updated_at=_utc(alert["last_image_at"]),
+        title=title,
         summary=_summary(alert, what, camera),
-        map_url=map_url(camera.latitude, camera.longitude), correlation_id=str(msg.correlation_id),
+        map_url=map_url(camera.latitude, camera.longitude),
+        correlation_id=str(msg.correlation_id),
         detections=detections,
     )
     if alert["best_image_id"] is None or not alert["image_blob"]:
@@ -295,16 +368,22 @@ def _summary(alert: dict[str, Any], what: str, camera: CameraRef) -> str:
     if alert["kind"] == "health":
         return str((alert.get("details") or {}).get("summary") or f"Camera {camera.name} needs attention.")
     n = alert["image_count"] or 0
-    return (f"{what.capitalize()} seen by camera {camera.name} with up to {_conf(alert['max_conf']):.0%} "
-            f"confidence ({n} photo{'s' if n != 1 else ''}).")
+    return (
+        f"{what.capitalize()} seen by camera {camera.name} with up to {_conf(alert['max_conf']):.0%} "
+        f"confidence ({n} photo{'s' if n != 1 else ''})."
+    )
 
 
-def _photo(svc, alert: dict[str, Any], detections: list[DetectionRef], defer) -> tuple[bytes | None, str | None]:
+def _photo(
+    svc, alert: dict[str, Any], detections: list[DetectionRef], defer
+) -> tuple[bytes | None, str | None]:
     """(annotated JPEG or None, time-limited link to the original or None). Never raises."""
     storage = svc.storage
     url = None
     try:
-        url = storage.blob_url(names.IMAGES_CONTAINER, alert["image_blob"], hours=svc.settings.photo_link_hours)
+        url = storage.blob_url(
+            names.IMAGES_CONTAINER, alert["image_blob"], hours=svc.settings.photo_link_hours
+        )
     except Exception as exc:  # noqa: BLE001 - a link is a nicety; the alert goes out without it
         log.warning("alert %s: no photo link (%s)", alert["id"], exc)
     cache_name = f"{alert['best_image_id']}-v{ANNOTATION_VERSION}.jpg"
@@ -321,8 +400,13 @@ def _photo(svc, alert: dict[str, Any], detections: list[DetectionRef], defer) ->
 
     def cache() -> None:
         try:
-            storage.put_blob(names.ANNOTATED_CONTAINER, cache_name, jpeg, content_type="image/jpeg",
-                             metadata={"alert_id": str(alert["id"]), "image_id": str(alert["best_image_id"])})
+            storage.put_blob(
+                names.ANNOTATED_CONTAINER,
+                cache_name,
+                jpeg,
+                content_type="image/jpeg",
+                metadata={"alert_id": str(alert["id"]), "image_id": str(alert["best_image_id"])},
+            )
         except Exception as exc:  # noqa: BLE001 - the cache is optional
             log.warning("alert %s: annotated photo not cached: %s", alert["id"], exc)
 

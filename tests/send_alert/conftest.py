@@ -13,8 +13,11 @@ from . import helpers as h
 @pytest.fixture
 def fakes():
     cmore_module.clear_caches()
-    with FakeEarthRanger(token=h.ER_TOKEN) as er, FakeCmore(users={h.CMORE_USER: h.CMORE_PASSWORD}) as cm, \
-            FakeSendGrid(api_key=h.SG_KEY) as sg:
+    with (
+        FakeEarthRanger(token=h.ER_TOKEN) as er,
+        FakeCmore(users={h.CMORE_USER: h.CMORE_PASSWORD}) as cm,
+        FakeSendGrid(api_key=h.SG_KEY) as sg,
+    ):
         yield er, cm, sg
     cmore_module.clear_caches()
 

@@ -19,12 +19,34 @@ def run(*args):
 
 def test_add_list_test_remove(env, park, fakes):
     er, cm, sg = fakes
-    res = run("channels", "add", "--park", "kruger-south", "--name", "er-main", "--kind", "earthranger",
-              "--zone", "north", "--config", json.dumps(h.er_config(er)))
+    res = run(
+        "channels",
+        "add",
+        "--park",
+        "kruger-south",
+        "--name",
+        "er-main",
+        "--kind",
+        "earthranger",
+        "--zone",
+        "north",
+        "--config",
+        json.dumps(h.er_config(er)),
+    )
     assert res.exit_code == 0, res.output
     assert "channel er-main (earthranger, alerts, zone north) added to park kruger-south" in res.output
-    res = run("channels", "add", "--park", "kruger-south", "--name", "mail", "--kind", "email",
-              "--config", json.dumps(h.email_config(sg)))
+    res = run(
+        "channels",
+        "add",
+        "--park",
+        "kruger-south",
+        "--name",
+        "mail",
+        "--kind",
+        "email",
+        "--config",
+        json.dumps(h.email_config(sg)),
+    )
     assert res.exit_code == 0, res.output
 
     res = run("channels", "test", "er-main", "--park", "kruger-south")
@@ -48,7 +70,9 @@ def test_add_list_test_remove(env, park, fakes):
     assert f"failed (alert {alert_id})" in lines["mail"] and "SendGrid answered 503" in lines["mail"]
     listed = json.loads(run("channels", "list", "--json").output)
     assert {(c["name"], c["last_status"], c["delivered"], c["failed"]) for c in listed} == {
-        ("er-main", "delivered", 1, 0), ("mail", "failed", 0, 1)}
+        ("er-main", "delivered", 1, 0),
+        ("mail", "failed", 0, 1),
+    }
     assert listed[0]["config"]["token_setting"] == "TEST_ER_TOKEN"
 
     res = run("channels", "remove", "mail", "--park", "kruger-south")
@@ -64,19 +88,56 @@ def test_add_refuses_secret_values_and_invalid_configs(env, park, fakes):
         "setting holding a value": {"service_root": er.url, "token_setting": "Bearer abcdefgh12345678"},
     }
     for label, config in cases.items():
-        res = run("channels", "add", "--park", "kruger-south", "--name", "x", "--kind", "earthranger",
-                  "--config", json.dumps(config))
+        res = run(
+            "channels",
+            "add",
+            "--park",
+            "kruger-south",
+            "--name",
+            "x",
+            "--kind",
+            "earthranger",
+            "--config",
+            json.dumps(config),
+        )
         assert res.exit_code == 1, label
         assert "secrets never go into a channel's config" in res.output, label
-    res = run("channels", "add", "--park", "kruger-south", "--name", "hook", "--kind", "webhook", "--config",
-              json.dumps({"url": "https://example.org/h", "secret_setting": "HOOK_SECRET",
-                          "headers": {"Authorization": "Basic dXNlcjpwYXNzd29yZA=="}}))
+    res = run(
+        "channels",
+        "add",
+        "--park",
+        "kruger-south",
+        "--name",
+        "hook",
+        "--kind",
+        "webhook",
+        "--config",
+        json.dumps(
+            {
+                "url": "https://example.org/h",
+                "secret_setting": "HOOK_SECRET",
+                "headers": {"Authorization": "Basic dXNlcjpwYXNzd29yZA=="},
+            }
+        ),
+    )
     assert res.exit_code == 1 and "headers.Authorization: looks like a secret value" in res.output
-    res = run("channels", "add", "--park", "kruger-south", "--name", "cm", "--kind", "cmore",
-              "--config", json.dumps({"base_url": cm.url, "password_setting": "P"}))
+    res = run(
+        "channels",
+        "add",
+        "--park",
+        "kruger-south",
+        "--name",
+        "cm",
+        "--kind",
+        "cmore",
+        "--config",
+        json.dumps({"base_url": cm.url, "password_setting": "P"}),
+    )
     assert res.exit_code == 1
     assert "invalid config" in res.output and "owner_group_id" in res.output
-    res = run("channels", "add", "--park", "kruger-south", "--name", "p", "--kind", "pigeon", "--config", "{}")
+    res = run(
+        "channels", "add", "--park", "kruger-south", "--name", "p", "--kind", "pigeon", "--config", "{}"
+    )
     assert res.exit_code == 1 and "unknown channel kind 'pigeon'" in res.output
     res = run("channels", "add", "--park", "nowhere", "--name", "p", "--kind", "email", "--config", "{}")
     assert res.exit_code == 1 and "no park 'nowhere'" in res.output

@@ -42,8 +42,10 @@ def test_new_alert_reaches_three_channels_with_exact_requests(env, park, fakes):
     det = body["event_details"]
     assert det["camera"] == "CT-07 Sabie drift" and det["categories"] == "person"
     assert det["confidence"] == 0.93 and det["image_count"] == 1
-    assert det["photo_url"].startswith(f"{env.storage.blobs.url}{names.IMAGES_CONTAINER}/") \
+    assert (
+        det["photo_url"].startswith(f"{env.storage.blobs.url}{names.IMAGES_CONTAINER}/")
         or "/images/" in det["photo_url"]
+    )
     assert "se=" in det["photo_url"] and "sig=" in det["photo_url"]  # a SAS that expires
     (event_id,) = er.events
     files = er.requests_to(rf"^/api/v1\.0/activity/event/{event_id}/files/?$", "POST")
@@ -53,21 +55,31 @@ def test_new_alert_reaches_three_channels_with_exact_requests(env, park, fakes):
     decoded = cv2.imdecode(np.frombuffer(photo.data, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None and decoded.shape[:2] == (480, 640)
     # the photo is the annotated one, cached in the annotated container
-    assert env.storage.get_blob(names.ANNOTATED_CONTAINER, f"{image_id}-v{send_alert.ANNOTATION_VERSION}.jpg") \
+    assert (
+        env.storage.get_blob(names.ANNOTATED_CONTAINER, f"{image_id}-v{send_alert.ANNOTATION_VERSION}.jpg")
         == photo.data
+    )
 
     # CMORE: login form, tag list, event with position/time/owner group/mapped tags, photo comment
     login = cm.requests_to(r"^/token/login$", "POST")
     assert len(login) == 1
-    assert login[0].form == {"username": h.CMORE_USER, "password": h.CMORE_PASSWORD,
-                             "clientType": "SoftwareClient", "uniqueId": "trapalert"}
+    assert login[0].form == {
+        "username": h.CMORE_USER,
+        "password": h.CMORE_PASSWORD,
+        "clientType": "SoftwareClient",
+        "uniqueId": "trapalert",
+    }
     (ev,) = cm.requests_to(r"^/v2/messages/events$", "POST")
     assert ev.header("Authorization").startswith("Token ")
     assert ev.json["latitude"] == -25.1234 and ev.json["longitude"] == 31.9123
     assert ev.json["dateOccurred"] == h.T0.isoformat() and ev.json["ownerGroupId"] == 12
     assert ev.json["uploadType"] == "Generated"
-    assert ev.json["tags"] == [{"tagId": 501, "values": [{"fieldId": 9001, "value": "CT-07 Sabie drift"},
-                                                         {"fieldId": 9002, "value": "person"}]}]
+    assert ev.json["tags"] == [
+        {
+            "tagId": 501,
+            "values": [{"fieldId": 9001, "value": "CT-07 Sabie drift"}, {"fieldId": 9002, "value": "person"}],
+        }
+    ]
     (root_id,) = cm.events
     (comment,) = cm.requests_to(r"^/v2/messages/comments$", "POST")
     assert comment.form["rootMessageId"] == str(root_id) and comment.files["file"].data == photo.data
@@ -89,7 +101,10 @@ def test_new_alert_reaches_three_channels_with_exact_requests(env, park, fakes):
     # delivery records
     rows = h.deliveries(db, alert_id)
     assert {n: (r["status"], r["delivered_version"], r["attempts"]) for n, r in rows.items()} == {
-        "er-main": ("delivered", 1, 1), "cmore-ops-room": ("delivered", 1, 1), "rangers-email": ("delivered", 1, 1)}
+        "er-main": ("delivered", 1, 1),
+        "cmore-ops-room": ("delivered", 1, 1),
+        "rangers-email": ("delivered", 1, 1),
+    }
     assert rows["er-main"]["external_id"] == event_id
     assert rows["cmore-ops-room"]["external_id"] == str(root_id)
     assert rows["rangers-email"]["external_id"]
@@ -104,8 +119,14 @@ def test_burst_update_goes_to_the_same_events(env, park, fakes):
     alert_id, _ = _new_alert(park)
     send_alert.handle(SendAlert(alert_id=alert_id), env)
 
-    image2 = h.add_image(db, park["storage"], park["park_id"], park["camera_id"], seed=2,
-                         detections=[("2", 0.95, (0.1, 0.1, 0.3, 0.6)), ("3", 0.9, (0.5, 0.5, 0.4, 0.3))])
+    image2 = h.add_image(
+        db,
+        park["storage"],
+        park["park_id"],
+        park["camera_id"],
+        seed=2,
+        detections=[("2", 0.95, (0.1, 0.1, 0.3, 0.6)), ("3", 0.9, (0.5, 0.5, 0.4, 0.3))],
+    )
     version = h.update_alert(db, alert_id, image2, image_count=2, categories=("person", "vehicle"))
     assert version == 2
     send_alert.handle(SendAlert(alert_id=alert_id, version=2, reason="update"), env)
@@ -116,8 +137,12 @@ def test_burst_update_goes_to_the_same_events(env, park, fakes):
     assert len(event["notes"]) == 1 and "2 photo(s)" in event["notes"][0]["text"]
     assert len(cm.events) == 1 and len(cm.requests_to(r"^/v2/messages/events$", "POST")) == 1
     (cm_event,) = cm.events.values()
-    assert len(cm_event["comments"]) == 2 and cm_event["comments"][1]["description"].startswith("Update: 2 photo")
-    assert len(sg.messages) == 2 and sg.messages[1]["subject"].startswith("[TrapAlert] Update: person, vehicle")
+    assert len(cm_event["comments"]) == 2 and cm_event["comments"][1]["description"].startswith(
+        "Update: 2 photo"
+    )
+    assert len(sg.messages) == 2 and sg.messages[1]["subject"].startswith(
+        "[TrapAlert] Update: person, vehicle"
+    )
     rows = h.deliveries(db, alert_id)
     assert {r["delivered_version"] for r in rows.values()} == {2}
     assert rows["er-main"]["external_id"] == event["id"]
@@ -186,7 +211,10 @@ def test_one_channel_down_then_recovers_without_duplicates(env, park, fakes):
     assert len(er.events) == 1 and len(cm.events) == 1 and len(sg.messages) == 1
     rows = h.deliveries(db, alert_id)
     assert {n: (r["status"], r["attempts"]) for n, r in rows.items()} == {
-        "er-main": ("delivered", 3), "cmore-ops-room": ("delivered", 1), "rangers-email": ("delivered", 1)}
+        "er-main": ("delivered", 3),
+        "cmore-ops-room": ("delivered", 1),
+        "rangers-email": ("delivered", 1),
+    }
     assert rows["er-main"]["last_error"] is None
 
 
@@ -211,10 +239,20 @@ def test_bad_channel_configuration_is_recorded_and_does_not_block_others(env, pa
     er, cm, sg = fakes
     db = park["db"]
     h.add_channel(db, park["park_id"], "rangers-email", "email", h.email_config(sg))
-    h.add_channel(db, park["park_id"], "er-broken", "earthranger", {"service_root": "not a url",
-                                                                    "token_setting": "TEST_ER_TOKEN"})
-    h.add_channel(db, park["park_id"], "er-no-secret", "earthranger",
-                  {"service_root": er.url, "token_setting": "MISSING_ER_TOKEN"})
+    h.add_channel(
+        db,
+        park["park_id"],
+        "er-broken",
+        "earthranger",
+        {"service_root": "not a url", "token_setting": "TEST_ER_TOKEN"},
+    )
+    h.add_channel(
+        db,
+        park["park_id"],
+        "er-no-secret",
+        "earthranger",
+        {"service_root": er.url, "token_setting": "MISSING_ER_TOKEN"},
+    )
     h.add_channel(db, park["park_id"], "sms", "carrier-pigeon", {})
     monkeypatch.setenv("TEST_ER_TOKEN", "wrong-token-value")
     h.add_channel(db, park["park_id"], "er-bad-token", "earthranger", h.er_config(er))
@@ -224,7 +262,9 @@ def test_bad_channel_configuration_is_recorded_and_does_not_block_others(env, pa
     assert outcomes["rangers-email"].outcome == "delivered" and len(sg.messages) == 1
     rows = h.deliveries(db, alert_id)
     assert rows["er-broken"]["status"] == "failed"
-    assert "invalid config: service_root: Value error, must be an http(s) URL" in rows["er-broken"]["last_error"]
+    assert (
+        "invalid config: service_root: Value error, must be an http(s) URL" in rows["er-broken"]["last_error"]
+    )
     assert "secret setting MISSING_ER_TOKEN is not set" in rows["er-no-secret"]["last_error"]
     assert "unknown channel kind 'carrier-pigeon'" in rows["sms"]["last_error"]
     assert "token in setting TEST_ER_TOKEN was rejected (401)" in rows["er-bad-token"]["last_error"]

@@ -13,12 +13,16 @@ FAST = {"visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200"}
 
 def _delivered(db, alert_id, version=1, n=3):
     rows = h.deliveries(db, alert_id)
-    return len(rows) == n and all(r["status"] == "delivered" and r["delivered_version"] >= version
-                                  for r in rows.values()) and rows
+    return (
+        len(rows) == n
+        and all(r["status"] == "delivered" and r["delivered_version"] >= version for r in rows.values())
+        and rows
+    )
 
 
-def test_queue_message_delivers_alert_and_update_through_the_host(clean_db, clean_queues, storage, fakes,
-                                                                  host_factory):
+def test_queue_message_delivers_alert_and_update_through_the_host(
+    clean_db, clean_queues, storage, fakes, host_factory
+):
     er, cm, sg = fakes
     db = clean_db
     park_id = h.add_park(db)
@@ -33,7 +37,9 @@ def test_queue_message_delivers_alert_and_update_through_the_host(clean_db, clea
     image2 = h.add_image(db, storage, park_id, camera_id, seed=5)
     h.update_alert(db, alert_id, image2, image_count=2)
     storage.enqueue(names.SEND_ALERT_QUEUE, SendAlert(alert_id=alert_id, version=2, reason="update"))
-    storage.enqueue(names.SEND_ALERT_QUEUE, SendAlert(alert_id=alert_id, version=2, reason="update"))  # duplicate
+    storage.enqueue(
+        names.SEND_ALERT_QUEUE, SendAlert(alert_id=alert_id, version=2, reason="update")
+    )  # duplicate
     rows = wait_until(lambda: _delivered(db, alert_id, 2), 30, message="version 2 delivered")
     wait_until(lambda: storage.queue_depth(names.SEND_ALERT_QUEUE) == 0, 10, message="queue drained")
 
@@ -44,8 +50,9 @@ def test_queue_message_delivers_alert_and_update_through_the_host(clean_db, clea
     assert "Executed 'Functions.send-alert' (Succeeded" in host.log()
 
 
-def test_poison_after_max_dequeue_count_names_the_failing_channel(clean_db, clean_queues, storage, fakes,
-                                                                  host_factory):
+def test_poison_after_max_dequeue_count_names_the_failing_channel(
+    clean_db, clean_queues, storage, fakes, host_factory
+):
     er, cm, sg = fakes
     db = clean_db
     park_id = h.add_park(db)
@@ -57,14 +64,18 @@ def test_poison_after_max_dequeue_count_names_the_failing_channel(clean_db, clea
 
     msg = SendAlert(alert_id=alert_id)
     storage.enqueue(names.SEND_ALERT_QUEUE, msg)
-    record = wait_until(lambda: db.fetchone("SELECT * FROM poison_records WHERE queue = %s",
-                                            (names.SEND_ALERT_QUEUE,)), 40, message="poison record")
+    record = wait_until(
+        lambda: db.fetchone("SELECT * FROM poison_records WHERE queue = %s", (names.SEND_ALERT_QUEUE,)),
+        40,
+        message="poison record",
+    )
     assert "ChannelsFailed" in record["last_error"]
     assert f"alert {alert_id} v1 not delivered to channel 'er-main' (earthranger" in record["last_error"]
     assert "503" in record["last_error"] and "rangers-email" not in record["last_error"]
     assert str(record["correlation_id"]) == str(msg.correlation_id)
-    failures = db.fetchall("SELECT dequeue_count FROM message_failures WHERE queue = %s ORDER BY id",
-                           (names.SEND_ALERT_QUEUE,))
+    failures = db.fetchall(
+        "SELECT dequeue_count FROM message_failures WHERE queue = %s ORDER BY id", (names.SEND_ALERT_QUEUE,)
+    )
     assert [f["dequeue_count"] for f in failures] == [1, 2, 3]
     rows = h.deliveries(db, alert_id)
     assert (rows["er-main"]["status"], rows["er-main"]["attempts"]) == ("failed", 3)
