@@ -36,7 +36,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -102,15 +103,21 @@ def span(name: str, **attributes) -> Iterator[trace.Span]:
             current.set_attribute("trapalert.correlation_id", cid)
         for key, value in attributes.items():
             if value is not None:
-                current.set_attribute(key, value if isinstance(value, bool | int | float | str) else str(value))
+                current.set_attribute(
+                    key, value if isinstance(value, bool | int | float | str) else str(value)
+                )
         yield current
 
 
 _configured: str | None = None
 
 
-def configure_telemetry(connection_string: str | None = None, *, console: bool | None = None,
-                        service_name: str = "trapalert-functions") -> str:
+def configure_telemetry(
+    connection_string: str | None = None,
+    *,
+    console: bool | None = None,
+    service_name: str = "trapalert-functions",
+) -> str:
     """Set up OpenTelemetry once per process; return what was configured: 'azure', 'console' or 'none'.
 
     ``connection_string`` defaults to APPLICATIONINSIGHTS_CONNECTION_STRING, ``console`` to

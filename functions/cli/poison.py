@@ -31,7 +31,9 @@ def poison_list(queue, status, limit, as_json) -> None:
         for r in rows:
             if r.get("last_error") and len(r["last_error"]) > 60:
                 r["last_error"] = r["last_error"][:57] + "..."
-        echo_table(rows, ["id", "queue", "status", "recorded_at", "dequeue_count", "last_error", "correlation_id"])
+        echo_table(
+            rows, ["id", "queue", "status", "recorded_at", "dequeue_count", "last_error", "correlation_id"]
+        )
 
 
 @poison.command("show")
@@ -48,7 +50,9 @@ def poison_show(record_id, as_json) -> None:
     failures = row.pop("failures")
     for key, value in row.items():
         click.echo(f"{key:>18}: {value}")
-    click.echo(f"\nfailures ({len(failures)}, newest first; the logs carry correlation_id={row['correlation_id']}):")
+    click.echo(
+        f"\nfailures ({len(failures)}, newest first; the logs carry correlation_id={row['correlation_id']}):"
+    )
     echo_table(failures, ["failed_at", "queue", "message_id", "dequeue_count", "error"])
 
 
@@ -80,7 +84,9 @@ def poison_replay(record_id, replay_all, queue, as_json) -> None:
             click.echo(f"skipped {s['id']}: {s['reason']}")
         for f in result.failed:
             click.echo(f"FAILED {f['id']}: {f['error']}", err=True)
-        click.echo(f"{len(result.replayed)} replayed, {len(result.skipped)} skipped, {len(result.failed)} failed")
+        click.echo(
+            f"{len(result.replayed)} replayed, {len(result.skipped)} skipped, {len(result.failed)} failed"
+        )
     if result.failed:
         raise SystemExit(1)
 
@@ -99,8 +105,10 @@ def poison_purge(older_than, queue, as_json) -> None:
     if as_json:
         echo_json(result)
     else:
-        click.echo(f"purged {result['purged']} records ({result['removed_from_queue']} messages removed "
-                   "from poison queues)")
+        click.echo(
+            f"purged {result['purged']} records ({result['removed_from_queue']} messages removed "
+            "from poison queues)"
+        )
 
 
 @cli.group("ops", help="The pipeline at a glance.")

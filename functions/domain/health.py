@@ -40,7 +40,11 @@ class Thresholds:
         values: dict[str, Any] = {}
         for o in overrides:
             for key in cls.__dataclass_fields__:
-                if isinstance(o, dict) and isinstance(o.get(key), int | float) and not isinstance(o.get(key), bool):
+                if (
+                    isinstance(o, dict)
+                    and isinstance(o.get(key), int | float)
+                    and not isinstance(o.get(key), bool)
+                ):
                     values[key] = float(o[key])
         return cls(**values)
 
@@ -87,30 +91,50 @@ def evaluate(report: CameraReport, now: datetime) -> dict[Condition, Finding]:
         active = silent_s > report.expected_interval_s
         last = report.last_seen_at.isoformat() if report.last_seen_at else "never"
         out["silent"] = Finding(
-            "silent", active,
+            "silent",
+            active,
             f"Camera {report.name} silent for {_hours(silent_s)} (expected every "
             f"{_hours(report.expected_interval_s)}; last seen {last}). It may have been stolen or damaged.",
-            {"silent_s": round(silent_s), "expected_interval_s": report.expected_interval_s,
-             "last_seen_at": report.last_seen_at.isoformat() if report.last_seen_at else None})
+            {
+                "silent_s": round(silent_s),
+                "expected_interval_s": report.expected_interval_s,
+                "last_seen_at": report.last_seen_at.isoformat() if report.last_seen_at else None,
+            },
+        )
 
     if report.battery_pct is None and report.battery_low is None:
         out["low_battery"] = Finding("low_battery", None)
     else:
-        low = bool(report.battery_low) or (report.battery_pct is not None and report.battery_pct < t.battery_low_pct)
+        low = bool(report.battery_low) or (
+            report.battery_pct is not None and report.battery_pct < t.battery_low_pct
+        )
         level = f"{report.battery_pct:.0f}%" if report.battery_pct is not None else "low (camera's flag)"
-        out["low_battery"] = Finding("low_battery", low, f"Camera {report.name}: battery {level}.",
-                                     {"battery_pct": report.battery_pct, "battery_low": report.battery_low,
-                                      "threshold_pct": t.battery_low_pct})
+        out["low_battery"] = Finding(
+            "low_battery",
+            low,
+            f"Camera {report.name}: battery {level}.",
+            {
+                "battery_pct": report.battery_pct,
+                "battery_low": report.battery_low,
+                "threshold_pct": t.battery_low_pct,
+            },
+        )
 
     if report.temperature_c is None:
         out["temperature"] = Finding("temperature", None)
     else:
         bad = not (t.temperature_min_c <= report.temperature_c <= t.temperature_max_c)
         out["temperature"] = Finding(
-            "temperature", bad,
+            "temperature",
+            bad,
             f"Camera {report.name}: temperature {report.temperature_c:.0f} °C (allowed "
             f"{t.temperature_min_c:.0f}..{t.temperature_max_c:.0f} °C).",
-            {"temperature_c": report.temperature_c, "min_c": t.temperature_min_c, "max_c": t.temperature_max_c})
+            {
+                "temperature_c": report.temperature_c,
+                "min_c": t.temperature_min_c,
+                "max_c": t.temperature_max_c,
+            },
+        )
 
     if report.clock_skew_s is None:
         out["clock_skew"] = Finding("clock_skew", None)
@@ -118,10 +142,12 @@ def evaluate(report: CameraReport, now: datetime) -> dict[Condition, Finding]:
         off = abs(report.clock_skew_s) > t.clock_skew_max_s
         direction = "behind" if report.clock_skew_s > 0 else "ahead"
         out["clock_skew"] = Finding(
-            "clock_skew", off,
+            "clock_skew",
+            off,
             f"Camera {report.name}: clock about {_hours(abs(report.clock_skew_s))} {direction} "
             "(photo time vs email received). Alert times from this camera are wrong.",
-            {"clock_skew_s": round(report.clock_skew_s), "max_s": t.clock_skew_max_s})
+            {"clock_skew_s": round(report.clock_skew_s), "max_s": t.clock_skew_max_s},
+        )
     return out
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..domain.health import CameraReport, Finding, Thresholds, clock_skew_s, evaluate, transitions
@@ -83,17 +83,22 @@ def report_of(row: dict[str, Any]) -> CameraReport:
     park_health = (row.get("park_settings") or {}).get("health")
     cam_health = (row.get("overrides") or {}).get("health")
     return CameraReport(
-        camera_id=row["id"], name=row["name"], expected_interval_s=row["expected_interval_s"],
-        last_seen_at=row.get("last_seen_at"), registered_at=row.get("created_at"),
-        battery_pct=_number(meta.get(META_BATTERY_PCT)), battery_low=_flag(meta.get(META_BATTERY_LOW)),
+        camera_id=row["id"],
+        name=row["name"],
+        expected_interval_s=row["expected_interval_s"],
+        last_seen_at=row.get("last_seen_at"),
+        registered_at=row.get("created_at"),
+        battery_pct=_number(meta.get(META_BATTERY_PCT)),
+        battery_low=_flag(meta.get(META_BATTERY_LOW)),
         temperature_c=_number(meta.get(META_TEMPERATURE_C)),
         clock_skew_s=clock_skew_s(row.get("email_received_at"), row.get("taken_at")),
-        thresholds=Thresholds.merged(park_health, cam_health))
+        thresholds=Thresholds.merged(park_health, cam_health),
+    )
 
 
 def handle(timer, svc, now: datetime | None = None) -> dict[str, Any]:
     """One run of the camera-health timer; returns what it did (for logs, the CLI and tests)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     done: dict[str, Any] = {"raised": [], "cleared": [], "resent": 0, "cameras": 0}
     with span("trapalert.camera_health"):
         done["resent"] = resend_pending(svc)
@@ -108,8 +113,12 @@ def handle(timer, svc, now: datetime | None = None) -> dict[str, Any]:
                 if _clear(svc, row, finding):
                     done["cleared"].append({"camera_id": row["id"], "condition": finding.condition})
     if done["raised"] or done["cleared"]:
-        log.info("camera health: %d raised, %d cleared", len(done["raised"]), len(done["cleared"]),
-                 extra={"raised": done["raised"], "cleared": done["cleared"]})
+        log.info(
+            "camera health: %d raised, %d cleared",
+            len(done["raised"]),
+            len(done["cleared"]),
+            extra={"raised": done["raised"], "cleared": done["cleared"]},
+        )
     return done
 
 
@@ -122,31 +131,48 @@ def _raise(svc, row: dict[str, Any], finding: Finding) -> bool:
             "ON CONFLICT (camera_id, condition) DO UPDATE SET status = 'raised', raised_at = now(), "
             "cleared_at = NULL, details = EXCLUDED.details, updated_at = now() "
             "WHERE camera_health.status = 'cleared' RETURNING camera_id",
-            {"cam": row["id"], "cond": finding.condition, "details": json.dumps(finding.details)})
+            {"cam": row["id"], "cond": finding.condition, "details": json.dumps(finding.details)},
+        )
         if cur.fetchone() is None:
             return False  # raised already (another run got there first)
         cur.execute(
             "INSERT INTO alerts (park_id, camera_id, kind, started_at, last_image_at, title, details, "
             "correlation_id) VALUES (%s, %s, 'health', now(), coalesce(%s, now()), %s, %s, %s) RETURNING id",
-            (row["park_id"], row["id"], row.get("last_seen_at"), finding.title,
-             json.dumps({"condition": finding.condition, "status": "raised", **finding.details}), str(cid)))
+            (
+                row["park_id"],
+                row["id"],
+                row.get("last_seen_at"),
+                finding.title,
+                json.dumps({"condition": finding.condition, "status": "raised", **finding.details}),
+                str(cid),
+            ),
+        )
         alert_id = cur.fetchone()["id"]
-        cur.execute("UPDATE camera_health SET alert_id = %s, pending_send = 'health' "
-                    "WHERE camera_id = %s AND condition = %s", (alert_id, row["id"], finding.condition))
+        cur.execute(
+            "UPDATE camera_health SET alert_id = %s, pending_send = 'health' "
+            "WHERE camera_id = %s AND condition = %s",
+            (alert_id, row["id"], finding.condition),
+        )
     metrics.health_transition(finding.condition, "raised")
     metrics.alert_raised(kind="health", reason="health")
-    log.warning("health alert %s raised: %s", alert_id, finding.title,
-                extra={"camera_id": row["id"], "condition": finding.condition, "correlation_id": str(cid)})
+    log.warning(
+        "health alert %s raised: %s",
+        alert_id,
+        finding.title,
+        extra={"camera_id": row["id"], "condition": finding.condition, "correlation_id": str(cid)},
+    )
     _send(svc, row["id"], finding.condition)
     return True
 
 
 def _clear(svc, row: dict[str, Any], finding: Finding) -> bool:
     with svc.db.transaction() as cur:
-        cur.execute("UPDATE camera_health SET status = 'cleared', cleared_at = now(), updated_at = now(), "
-                    "pending_send = CASE WHEN alert_id IS NULL THEN NULL ELSE 'health_cleared' END "
-                    "WHERE camera_id = %s AND condition = %s AND status = 'raised' RETURNING alert_id",
-                    (row["id"], finding.condition))
+        cur.execute(
+            "UPDATE camera_health SET status = 'cleared', cleared_at = now(), updated_at = now(), "
+            "pending_send = CASE WHEN alert_id IS NULL THEN NULL ELSE 'health_cleared' END "
+            "WHERE camera_id = %s AND condition = %s AND status = 'raised' RETURNING alert_id",
+            (row["id"], finding.condition),
+        )
         claimed = cur.fetchone()
         if claimed is None:
             return False
@@ -155,8 +181,18 @@ def _clear(svc, row: dict[str, Any], finding: Finding) -> bool:
             cur.execute(
                 "UPDATE alerts SET version = version + 1, updated_at = now(), title = %s, "
                 "details = details || %s::jsonb WHERE id = %s",
-                (title, json.dumps({"status": "cleared", "cleared_at": datetime.now(timezone.utc).isoformat(),
-                                    "now": finding.details}), claimed["alert_id"]))
+                (
+                    title,
+                    json.dumps(
+                        {
+                            "status": "cleared",
+                            "cleared_at": datetime.now(UTC).isoformat(),
+                            "now": finding.details,
+                        }
+                    ),
+                    claimed["alert_id"],
+                ),
+            )
     metrics.health_transition(finding.condition, "cleared")
     metrics.alert_raised(kind="health", reason="health_cleared")
     log.info("health condition %s of camera %s cleared", finding.condition, row["id"])
@@ -169,19 +205,32 @@ def _send(svc, camera_id: int, condition: str) -> bool:
     row = svc.db.fetchone(
         "SELECT h.pending_send, h.alert_id, a.version, a.correlation_id FROM camera_health h "
         "JOIN alerts a ON a.id = h.alert_id WHERE h.camera_id = %s AND h.condition = %s "
-        "AND h.pending_send IS NOT NULL", (camera_id, condition))
+        "AND h.pending_send IS NOT NULL",
+        (camera_id, condition),
+    )
     if row is None:
         return False
-    msg = SendAlert(alert_id=row["alert_id"], version=row["version"], reason=row["pending_send"],
-                    correlation_id=row["correlation_id"])
+    msg = SendAlert(
+        alert_id=row["alert_id"],
+        version=row["version"],
+        reason=row["pending_send"],
+        correlation_id=row["correlation_id"],
+    )
     try:
         svc.storage.enqueue(SEND_ALERT_QUEUE, msg)
     except Exception as exc:  # noqa: BLE001 - the next run sends it (outbox)
-        log.warning("could not enqueue %s for alert %s (next run retries): %s", row["pending_send"],
-                    row["alert_id"], exc)
+        log.warning(
+            "could not enqueue %s for alert %s (next run retries): %s",
+            row["pending_send"],
+            row["alert_id"],
+            exc,
+        )
         return False
-    svc.db.execute("UPDATE camera_health SET pending_send = NULL WHERE camera_id = %s AND condition = %s "
-                   "AND pending_send = %s", (camera_id, condition, row["pending_send"]))
+    svc.db.execute(
+        "UPDATE camera_health SET pending_send = NULL WHERE camera_id = %s AND condition = %s "
+        "AND pending_send = %s",
+        (camera_id, condition, row["pending_send"]),
+    )
     return True
 
 
@@ -194,7 +243,10 @@ def resend_pending(svc) -> int:
 def current(db, park: str | None = None) -> list[dict[str, Any]]:
     """Raised conditions (for the ops page, status and `trapalert health list`)."""
     return db.fetchall(
-        "SELECT h.camera_id, c.name AS camera, p.slug AS park, h.condition, h.raised_at, h.alert_id, h.details "
+        "SELECT h.camera_id, c.name AS camera, p.slug AS park, h.condition, h.raised_at, h.alert_id, "
+        "h.details "
         "FROM camera_health h JOIN cameras c ON c.id = h.camera_id JOIN parks p ON p.id = c.park_id "
         "WHERE h.status = 'raised' AND (%(park)s::text IS NULL OR p.slug = %(park)s) "
-        "ORDER BY h.raised_at DESC", {"park": park})
+        "ORDER BY h.raised_at DESC",
+        {"park": park},
+    )

@@ -61,15 +61,27 @@ def record(poison_queue: str, msg: func.QueueMessage, svc: Services) -> int | No
                     %(cid)s::uuid)
             ON CONFLICT (queue, message_id) DO NOTHING
             RETURNING *""",
-            {"source": source, "mid": msg.id, "body": body, "dc": getattr(msg, "dequeue_count", None),
-             "ins": getattr(msg, "insertion_time", None), "cid": correlation_id})
+            {
+                "source": source,
+                "mid": msg.id,
+                "body": body,
+                "dc": getattr(msg, "dequeue_count", None),
+                "ins": getattr(msg, "insertion_time", None),
+                "cid": correlation_id,
+            },
+        )
         if row is None:
             log.info("poisoned message %s of %s was already recorded", msg.id, source)
             return None
         metrics.poison_recorded(source)
-        log.error("poisoned message recorded: queue=%s message=%s record=%s error=%s", source, msg.id,
-                  row["id"], row["last_error"],
-                  extra={"queue": source, "message_id": msg.id, "poison_record_id": row["id"]})
+        log.error(
+            "poisoned message recorded: queue=%s message=%s record=%s error=%s",
+            source,
+            msg.id,
+            row["id"],
+            row["last_error"],
+            extra={"queue": source, "message_id": msg.id, "poison_record_id": row["id"]},
+        )
         notify_poisoned(svc, row)
         return row["id"]
 

@@ -36,8 +36,12 @@ from .status import status
 log = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 320
-_SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                     "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 
 def _default(o: Any) -> Any:
@@ -49,8 +53,12 @@ def _default(o: Any) -> Any:
 
 
 def json_response(data: Any, status_code: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(data, default=_default), status_code=status_code,
-                             mimetype="application/json", headers=dict(_SECURITY_HEADERS))
+    return func.HttpResponse(
+        json.dumps(data, default=_default),
+        status_code=status_code,
+        mimetype="application/json",
+        headers=dict(_SECURITY_HEADERS),
+    )
 
 
 def error(message: str, status_code: int) -> func.HttpResponse:
@@ -75,7 +83,8 @@ def page(req: func.HttpRequest, svc) -> func.HttpResponse:
     headers = dict(_SECURITY_HEADERS)
     headers["Content-Security-Policy"] = (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self'; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
     return func.HttpResponse(body, status_code=200, mimetype="text/html", charset="utf-8", headers=headers)
 
 
@@ -117,9 +126,12 @@ def _get_status(req, svc) -> func.HttpResponse:
 
 
 def _list_poison(req, svc) -> func.HttpResponse:
-    rows = ops_poison.list_records(svc.db, queue=req.params.get("queue") or None,
-                                   status=req.params.get("status") or None,
-                                   limit=_int_param(req, "limit", 100))
+    rows = ops_poison.list_records(
+        svc.db,
+        queue=req.params.get("queue") or None,
+        status=req.params.get("status") or None,
+        limit=_int_param(req, "limit", 100),
+    )
     return json_response({"records": rows})
 
 
@@ -140,8 +152,9 @@ def _purge(req, svc) -> func.HttpResponse:
     older_than = req.params.get("older_than")
     if not older_than:
         raise ops_poison.PoisonError("older_than is required, e.g. ?older_than=30d")
-    return json_response(ops_poison.purge(svc.db, svc.storage, older_than,
-                                          queue=req.params.get("queue") or None))
+    return json_response(
+        ops_poison.purge(svc.db, svc.storage, older_than, queue=req.params.get("queue") or None)
+    )
 
 
 def _thumbnail(req, svc, id: str) -> func.HttpResponse:

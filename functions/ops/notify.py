@@ -2,7 +2,8 @@
 
 A poison storm (a downstream outage poisons a thousand messages) must send one notification, not a
 thousand: the first poisoned message notifies each target ops channel (channels.purpose = 'ops') at once;
-for the next ``OPS_NOTIFY_INTERVAL_S`` seconds further messages are only counted (ops_notify_state.suppressed);
+for the next ``OPS_NOTIFY_INTERVAL_S`` seconds further messages are only counted
+(ops_notify_state.suppressed);
 after the interval the next poisoned message, or the ops-digest timer, sends one summary of what was
 counted. The claim "I send now" is a row lock in the database, so it holds across processes and instances.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..notify.base import AlertNotice, CameraRef, Channel, EnvSecrets, ParkRef
@@ -49,61 +50,98 @@ def ops_channels(db, park_ids: list[int] | None) -> list[dict[str, Any]]:
     return db.fetchall(
         "SELECT c.id, c.park_id, c.kind, c.name, c.config, c.zone, c.enabled, p.slug AS park_slug, "
         "p.name AS park_name FROM channels c JOIN parks p ON p.id = c.park_id "
-        "WHERE c.purpose = 'ops' AND c.enabled AND (%(parks)s::bigint[] IS NULL OR c.park_id = ANY(%(parks)s)) "
-        "ORDER BY c.id", {"parks": park_ids})
+        "WHERE c.purpose = 'ops' AND c.enabled "
+        "AND (%(parks)s::bigint[] IS NULL OR c.park_id = ANY(%(parks)s)) "
+        "ORDER BY c.id",
+        {"parks": park_ids},
+    )
 
 
 def _claim(db, channel_id: int, interval_s: int, queue: str | None) -> dict[str, Any] | None:
     """In one transaction: either claim the right to send now (return what was suppressed before) or count
     this event as suppressed (return None). ``queue`` None: a digest run (claims only if something waits)."""
     with db.transaction() as cur:
-        cur.execute("INSERT INTO ops_notify_state (channel_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                    (channel_id,))
-        cur.execute("SELECT *, (last_sent_at IS NULL OR last_sent_at <= now() - make_interval(secs => %s)) "
-                    "AS due FROM ops_notify_state WHERE channel_id = %s FOR UPDATE", (interval_s, channel_id))
+        cur.execute(
+            "INSERT INTO ops_notify_state (channel_id) VALUES (%s) ON CONFLICT DO NOTHING", (channel_id,)
+        )
+        cur.execute(
+            "SELECT *, (last_sent_at IS NULL OR last_sent_at <= now() - make_interval(secs => %s)) "
+            "AS due FROM ops_notify_state WHERE channel_id = %s FOR UPDATE",
+            (interval_s, channel_id),
+        )
         state = dict(cur.fetchone())
         if queue is None and (state["suppressed"] == 0 or not state["due"]):
             return None
         if state["due"]:
-            cur.execute("UPDATE ops_notify_state SET last_sent_at = now(), suppressed = 0, "
-                        "suppressed_since = NULL, suppressed_queues = '{}' WHERE channel_id = %s", (channel_id,))
+            cur.execute(
+                "UPDATE ops_notify_state SET last_sent_at = now(), suppressed = 0, "
+                "suppressed_since = NULL, suppressed_queues = '{}' WHERE channel_id = %s",
+                (channel_id,),
+            )
             return state
         cur.execute(
             "UPDATE ops_notify_state SET suppressed = suppressed + 1, "
             "suppressed_since = coalesce(suppressed_since, now()), "
             "suppressed_queues = CASE WHEN %(q)s = ANY(suppressed_queues) THEN suppressed_queues "
             "ELSE array_append(suppressed_queues, %(q)s) END WHERE channel_id = %(c)s",
-            {"q": queue, "c": channel_id})
+            {"q": queue, "c": channel_id},
+        )
         return None
 
 
-def _unclaim(db, channel_id: int, previous: dict[str, Any], count: int, queues: list[str], error: str) -> None:
+def _unclaim(
+    db, channel_id: int, previous: dict[str, Any], count: int, queues: list[str], error: str
+) -> None:
     """The send failed: restore the previous send time and count what was not told, so it is retried."""
     db.execute(
         "UPDATE ops_notify_state SET last_sent_at = %(prev)s, suppressed = suppressed + %(n)s, "
         "suppressed_since = coalesce(suppressed_since, %(since)s, now()), "
         "suppressed_queues = ARRAY(SELECT DISTINCT unnest(suppressed_queues || %(qs)s::text[])), "
         "last_error = %(err)s WHERE channel_id = %(c)s",
-        {"prev": previous.get("last_sent_at"), "n": count, "since": previous.get("suppressed_since"),
-         "qs": queues, "err": error[:1000], "c": channel_id})
+        {
+            "prev": previous.get("last_sent_at"),
+            "n": count,
+            "since": previous.get("suppressed_since"),
+            "qs": queues,
+            "err": error[:1000],
+            "c": channel_id,
+        },
+    )
 
 
-def _notice(channel: dict[str, Any], *, title: str, summary: str, ref_id: int, correlation_id: str,
-            ops_url: str) -> AlertNotice:
-    now = datetime.now(timezone.utc)
+def _notice(
+    channel: dict[str, Any], *, title: str, summary: str, ref_id: int, correlation_id: str, ops_url: str
+) -> AlertNotice:
+    now = datetime.now(UTC)
     return AlertNotice(
-        alert_id=ref_id, kind="ops",
+        alert_id=ref_id,
+        kind="ops",
         park=ParkRef(id=channel["park_id"], slug=channel["park_slug"], name=channel["park_name"]),
         camera=CameraRef(id=0, name="TrapAlert pipeline"),
-        started_at=now, updated_at=now, title=title, summary=summary, image_count=0,
-        photo_filename=f"ops-{ref_id}.txt", ops_url=ops_url, correlation_id=correlation_id)
+        started_at=now,
+        updated_at=now,
+        title=title,
+        summary=summary,
+        image_count=0,
+        photo_filename=f"ops-{ref_id}.txt",
+        ops_url=ops_url,
+        correlation_id=correlation_id,
+    )
 
 
 def _send(channel: dict[str, Any], notice: AlertNotice, secrets=None) -> None:
-    notifier = build_notifier(Channel(id=channel["id"], park_id=channel["park_id"], kind=channel["kind"],
-                                      name=channel["name"], config=channel["config"] or {},
-                                      zone=channel["zone"], enabled=channel["enabled"]),
-                              secrets or EnvSecrets())
+    notifier = build_notifier(
+        Channel(
+            id=channel["id"],
+            park_id=channel["park_id"],
+            kind=channel["kind"],
+            name=channel["name"],
+            config=channel["config"] or {},
+            zone=channel["zone"],
+            enabled=channel["enabled"],
+        ),
+        secrets or EnvSecrets(),
+    )
     try:
         notifier.send_new(notice)
     finally:
@@ -139,22 +177,37 @@ def notify_poisoned(svc, record: dict[str, Any], *, secrets=None) -> dict[str, i
         title = f"TrapAlert: message poisoned on {record['queue']}"
         if earlier:
             title = f"TrapAlert: {earlier + 1} messages poisoned ({', '.join(queues)})"
-        lines = [f"A message on queue {record['queue']} failed {record.get('dequeue_count') or '?'} times and "
-                 f"was moved to its poison queue (poison record {record.get('id')}).",
-                 f"Last error: {record.get('last_error') or 'unknown'}"]
+        lines = [
+            f"A message on queue {record['queue']} failed {record.get('dequeue_count') or '?'} times and "
+            f"was moved to its poison queue (poison record {record.get('id')}).",
+            f"Last error: {record.get('last_error') or 'unknown'}",
+        ]
         if earlier:
-            lines.append(f"{earlier} more poisoned since {previous.get('suppressed_since')} "
-                         f"(notifications are limited to one per {interval} s).")
-        lines.append("Find the cause: `trapalert poison show <id>`; after fixing it: "
-                     "`trapalert poison replay --all`.")
-        notice = _notice(ch, title=title, summary="\n".join(lines), ref_id=int(record.get("id") or 0),
-                         correlation_id=str(record.get("correlation_id") or ""), ops_url=f"{base}/api/ops")
+            lines.append(
+                f"{earlier} more poisoned since {previous.get('suppressed_since')} "
+                f"(notifications are limited to one per {interval} s)."
+            )
+        lines.append(
+            "Find the cause: `trapalert poison show <id>`; after fixing it: `trapalert poison replay --all`."
+        )
+        notice = _notice(
+            ch,
+            title=title,
+            summary="\n".join(lines),
+            ref_id=int(record.get("id") or 0),
+            correlation_id=str(record.get("correlation_id") or ""),
+            ops_url=f"{base}/api/ops",
+        )
         try:
             _send(ch, notice, secrets)
             out["sent"] += 1
             metrics.ops_notification("sent")
-            log.info("ops notified on channel %s about poison record %s (%d earlier summarized)", ch["id"],
-                     record.get("id"), earlier)
+            log.info(
+                "ops notified on channel %s about poison record %s (%d earlier summarized)",
+                ch["id"],
+                record.get("id"),
+                earlier,
+            )
         except Exception as exc:  # noqa: BLE001
             out["failed"] += 1
             metrics.ops_notification("failed")
@@ -185,11 +238,18 @@ def flush_digest(svc, *, secrets=None) -> dict[str, int]:
             continue
         n = int(previous["suppressed"])
         queues = list(previous.get("suppressed_queues") or [])
-        notice = _notice(ch, title=f"TrapAlert: {n} more messages poisoned ({', '.join(queues)})",
-                         summary=(f"{n} messages were poisoned since {previous.get('suppressed_since')} on "
-                                  f"{', '.join(queues)}. `trapalert poison list --status poisoned` shows them; "
-                                  "after fixing the cause: `trapalert poison replay --all`."),
-                         ref_id=0, correlation_id="", ops_url=f"{base}/api/ops")
+        notice = _notice(
+            ch,
+            title=f"TrapAlert: {n} more messages poisoned ({', '.join(queues)})",
+            summary=(
+                f"{n} messages were poisoned since {previous.get('suppressed_since')} on "
+                f"{', '.join(queues)}. `trapalert poison list --status poisoned` shows them; "
+                "after fixing the cause: `trapalert poison replay --all`."
+            ),
+            ref_id=0,
+            correlation_id="",
+            ops_url=f"{base}/api/ops",
+        )
         try:
             _send(ch, notice, secrets)
             out["sent"] += 1

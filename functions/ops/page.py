@@ -10,7 +10,7 @@ site; in production put Entra ID authentication (Easy Auth) in front and keep th
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -24,7 +24,7 @@ def _e(value: Any) -> str:
     if value is None:
         return "&ndash;"
     if isinstance(value, datetime):
-        value = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     if isinstance(value, list | tuple):
         value = ", ".join(map(str, value))
     return escape(str(value), quote=True)
@@ -34,25 +34,31 @@ def _table(headers: list[str], rows: list[str], empty: str, table_id: str) -> st
     if not rows:
         return f'<p class="empty" id="{table_id}-empty">{escape(empty)}</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _alerts(db) -> list[dict[str, Any]]:
     return db.fetchall(
         "SELECT a.id, a.kind, a.title, a.categories, a.max_conf, a.image_count, a.best_image_id, a.version, "
         "a.created_at, a.correlation_id, c.name AS camera, p.slug AS park, "
-        "coalesce((SELECT json_agg(json_build_object('channel', ch.name, 'kind', ch.kind, 'status', d.status, "
+        "coalesce((SELECT json_agg(json_build_object('channel', ch.name, 'kind', ch.kind, "
+        "  'status', d.status, "
         "  'version', d.delivered_version, 'error', d.last_error) ORDER BY ch.name) "
-        "  FROM deliveries d JOIN channels ch ON ch.id = d.channel_id WHERE d.alert_id = a.id), '[]') AS deliveries "
+        "  FROM deliveries d JOIN channels ch ON ch.id = d.channel_id WHERE d.alert_id = a.id), '[]') "
+        "AS deliveries "
         "FROM alerts a JOIN cameras c ON c.id = a.camera_id JOIN parks p ON p.id = a.park_id "
-        "ORDER BY a.created_at DESC, a.id DESC LIMIT 20")
+        "ORDER BY a.created_at DESC, a.id DESC LIMIT 20"
+    )
 
 
 def _quarantined(db) -> list[dict[str, Any]]:
     return db.fetchall(
         "SELECT id, received_at, sender, to_address, subject, reason, attachment_count FROM inbound_emails "
-        "WHERE status = 'quarantined' ORDER BY received_at DESC LIMIT 20")
+        "WHERE status = 'quarantined' ORDER BY received_at DESC LIMIT 20"
+    )
 
 
 def render_page(svc) -> tuple[str, str]:
@@ -73,57 +79,76 @@ def render_page(svc) -> tuple[str, str]:
         cls = "card bad" if waiting else "card"
         queue_cards.append(
             f'<div class="{cls}" data-queue="{_e(q)}"><h3>{_e(q)}</h3>'
-            f'<p><b>{_e(depths.get(q))}</b> queued</p><p>{_e(depths.get(pq))} in {_e(pq)}</p>'
+            f"<p><b>{_e(depths.get(q))}</b> queued</p><p>{_e(depths.get(pq))} in {_e(pq)}</p>"
             f'<p><b class="poisoned-count">{_e(waiting)}</b> poisoned &middot; '
-            f'{_e(counts.get(q, {}).get("invalid", 0))} invalid</p></div>')
+            f"{_e(counts.get(q, {}).get('invalid', 0))} invalid</p></div>"
+        )
     for q in sorted(set(counts) - set(names.WORK_QUEUES)):
-        queue_cards.append(f'<div class="card" data-queue="{_e(q)}"><h3>{_e(q)}</h3>'
-                           f'<p><b class="poisoned-count">{_e(counts[q].get("poisoned", 0))}</b> poisoned</p></div>')
+        queue_cards.append(
+            f'<div class="card" data-queue="{_e(q)}"><h3>{_e(q)}</h3>'
+            f'<p><b class="poisoned-count">{_e(counts[q].get("poisoned", 0))}</b> poisoned</p></div>'
+        )
 
     poison_rows = []
     for r in records:
-        button = (f'<button class="replay" data-id="{_e(r["id"])}">Replay</button>'
-                  if r["status"] in ops_poison.REPLAYABLE else "")
+        button = (
+            f'<button class="replay" data-id="{_e(r["id"])}">Replay</button>'
+            if r["status"] in ops_poison.REPLAYABLE
+            else ""
+        )
         poison_rows.append(
-            f'<tr id="poison-{_e(r["id"])}" data-id="{_e(r["id"])}"><td>{_e(r["id"])}</td><td>{_e(r["queue"])}</td>'
+            f'<tr id="poison-{_e(r["id"])}" data-id="{_e(r["id"])}"><td>{_e(r["id"])}</td>'
+            f'<td>{_e(r["queue"])}</td>'
             f'<td class="status">{_e(r["status"])}</td><td>{_e(r["recorded_at"])}</td>'
             f'<td>{_e(r["dequeue_count"])}</td><td class="err">{_e(r["last_error"])}</td>'
-            f'<td class="mono">{_e(r["correlation_id"])}</td><td>{button}</td></tr>')
+            f'<td class="mono">{_e(r["correlation_id"])}</td><td>{button}</td></tr>'
+        )
 
     alert_rows = []
     for a in alerts:
-        thumb = (f'<img alt="photo of alert {_e(a["id"])}" width="160" data-thumb="{_e(a["best_image_id"])}">'
-                 if a["best_image_id"] else "")
+        thumb = (
+            f'<img alt="photo of alert {_e(a["id"])}" width="160" data-thumb="{_e(a["best_image_id"])}">'
+            if a["best_image_id"]
+            else ""
+        )
         deliveries = "".join(
             f'<li class="dl-{_e(d.get("status"))}">{_e(d.get("channel"))} ({_e(d.get("kind"))}): '
-            f'{_e(d.get("status"))} v{_e(d.get("version"))}'
-            + (f' &ndash; {_e(d.get("error"))}' if d.get("error") else "") + "</li>"
-            for d in (a["deliveries"] or []))
+            f"{_e(d.get('status'))} v{_e(d.get('version'))}"
+            + (f" &ndash; {_e(d.get('error'))}" if d.get("error") else "")
+            + "</li>"
+            for d in (a["deliveries"] or [])
+        )
         alert_rows.append(
-            f'<tr><td>{thumb}</td><td>{_e(a["id"])} ({_e(a["kind"])} v{_e(a["version"])})<br>'
-            f'{_e(a["title"])}</td><td>{_e(a["park"])} / {_e(a["camera"])}</td><td>{_e(a["created_at"])}</td>'
-            f'<td>{_e(a["categories"])} {_e(a["max_conf"])}</td>'
-            f'<td><ul>{deliveries or "<li>no delivery yet</li>"}</ul></td></tr>')
+            f"<tr><td>{thumb}</td><td>{_e(a['id'])} ({_e(a['kind'])} v{_e(a['version'])})<br>"
+            f"{_e(a['title'])}</td><td>{_e(a['park'])} / {_e(a['camera'])}</td><td>{_e(a['created_at'])}</td>"
+            f"<td>{_e(a['categories'])} {_e(a['max_conf'])}</td>"
+            f"<td><ul>{deliveries or '<li>no delivery yet</li>'}</ul></td></tr>"
+        )
 
     cam_rows = [
         f'<tr class="{"bad" if c["health"] else ""}"><td>{_e(c["park"])}</td><td>{_e(c["name"])}</td>'
-        f'<td>{_e(c["last_seen_at"])}</td><td>{_e(round(c["expected_interval_s"] / 3600, 1))} h</td>'
-        f'<td>{_e(c["health"]) if c["health"] else "ok"}</td></tr>' for c in cams]
+        f"<td>{_e(c['last_seen_at'])}</td><td>{_e(round(c['expected_interval_s'] / 3600, 1))} h</td>"
+        f"<td>{_e(c['health']) if c['health'] else 'ok'}</td></tr>"
+        for c in cams
+    ]
 
     q_rows = [
-        f'<tr><td>{_e(m["id"])}</td><td>{_e(m["received_at"])}</td><td>{_e(m["sender"])}</td>'
-        f'<td>{_e(m["to_address"])}</td><td>{_e(m["subject"])}</td><td>{_e(m["reason"])}</td></tr>'
-        for m in quarantined]
+        f"<tr><td>{_e(m['id'])}</td><td>{_e(m['received_at'])}</td><td>{_e(m['sender'])}</td>"
+        f"<td>{_e(m['to_address'])}</td><td>{_e(m['subject'])}</td><td>{_e(m['reason'])}</td></tr>"
+        for m in quarantined
+    ]
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>TrapAlert ops</title>
 <style nonce="{nonce}">
-body {{ font: 15px/1.4 system-ui, sans-serif; margin: 0 auto; padding: 0.75rem; max-width: 1200px; color: #222; }}
-h1 {{ font-size: 1.3rem; }} h2 {{ font-size: 1.1rem; margin-top: 1.5rem; }} h3 {{ margin: 0 0 .3rem; font-size: 1rem; }}
+body {{ font: 15px/1.4 system-ui, sans-serif; margin: 0 auto; padding: 0.75rem; max-width: 1200px;
+        color: #222; }}
+h1 {{ font-size: 1.3rem; }} h2 {{ font-size: 1.1rem; margin-top: 1.5rem; }}
+h3 {{ margin: 0 0 .3rem; font-size: 1rem; }}
 .cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: .5rem; }}
 .card {{ border: 1px solid #ccc; border-radius: 6px; padding: .5rem .75rem; }} .card p {{ margin: .2rem 0; }}
 .bad {{ border-color: #c00; background: #fff3f3; }}
@@ -141,14 +166,34 @@ img {{ max-width: 40vw; height: auto; }}
 <h2>Queues</h2><div class="cards" id="queues">{"".join(queue_cards)}</div>
 <h2>Poisoned messages</h2>
 <p><button id="replay-all">Replay all poisoned</button></p>
-{_table(["id", "queue", "status", "recorded", "attempts", "last error", "correlation id", ""], poison_rows,
-        "No poisoned messages.", "poison")}
+{
+        _table(
+            ["id", "queue", "status", "recorded", "attempts", "last error", "correlation id", ""],
+            poison_rows,
+            "No poisoned messages.",
+            "poison",
+        )
+    }
 <h2>Last alerts</h2>
-{_table(["photo", "alert", "camera", "created", "seen", "deliveries"], alert_rows, "No alerts yet.", "alerts")}
+{
+        _table(
+            ["photo", "alert", "camera", "created", "seen", "deliveries"],
+            alert_rows,
+            "No alerts yet.",
+            "alerts",
+        )
+    }
 <h2>Cameras</h2>
 {_table(["park", "camera", "last seen", "expected every", "health"], cam_rows, "No cameras.", "cameras")}
 <h2>Quarantined emails</h2>
-{_table(["id", "received", "from", "to", "subject", "reason"], q_rows, "No quarantined emails.", "quarantined")}
+{
+        _table(
+            ["id", "received", "from", "to", "subject", "reason"],
+            q_rows,
+            "No quarantined emails.",
+            "quarantined",
+        )
+    }
 <script nonce="{nonce}">
 (function () {{
   "use strict";

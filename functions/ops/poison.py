@@ -32,8 +32,19 @@ REPLAYABLE = ("poisoned", "invalid")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-SUMMARY_COLUMNS = ("id", "queue", "message_id", "status", "dequeue_count", "inserted_at", "recorded_at",
-                   "last_error", "correlation_id", "replayed_at", "replay_message_id")
+SUMMARY_COLUMNS = (
+    "id",
+    "queue",
+    "message_id",
+    "status",
+    "dequeue_count",
+    "inserted_at",
+    "recorded_at",
+    "last_error",
+    "correlation_id",
+    "replayed_at",
+    "replay_message_id",
+)
 
 
 class PoisonError(ValueError):
@@ -57,8 +68,9 @@ def _check_status(status: str | None) -> None:
         raise PoisonError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
 
 
-def list_records(db: Database, *, queue: str | None = None, status: str | None = None,
-                 limit: int = 100) -> list[dict[str, Any]]:
+def list_records(
+    db: Database, *, queue: str | None = None, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """Newest first, without bodies."""
     _check_status(status)
     limit = max(1, min(int(limit), 1000))
@@ -66,7 +78,8 @@ def list_records(db: Database, *, queue: str | None = None, status: str | None =
         f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM poison_records "
         "WHERE (%(q)s::text IS NULL OR queue = %(q)s) AND (%(s)s::text IS NULL OR status = %(s)s) "
         "ORDER BY recorded_at DESC, id DESC LIMIT %(n)s",
-        {"q": queue, "s": status, "n": limit})
+        {"q": queue, "s": status, "n": limit},
+    )
 
 
 def get_record(db: Database, record_id: int) -> dict[str, Any]:
@@ -78,7 +91,9 @@ def get_record(db: Database, record_id: int) -> dict[str, Any]:
     if row.get("correlation_id"):
         row["failures"] = db.fetchall(
             "SELECT queue, message_id, dequeue_count, error, failed_at FROM message_failures "
-            "WHERE correlation_id = %s ORDER BY failed_at DESC LIMIT 50", (row["correlation_id"],))
+            "WHERE correlation_id = %s ORDER BY failed_at DESC LIMIT 50",
+            (row["correlation_id"],),
+        )
     return row
 
 
@@ -92,9 +107,9 @@ def counts(db: Database) -> dict[str, dict[str, int]]:
 
 @dataclass
 class ReplayResult:
-    replayed: list[dict[str, Any]] = field(default_factory=list)   # {id, queue, replay_message_id}
-    skipped: list[dict[str, Any]] = field(default_factory=list)    # {id, status, reason}
-    failed: list[dict[str, Any]] = field(default_factory=list)     # {id, error}
+    replayed: list[dict[str, Any]] = field(default_factory=list)  # {id, queue, replay_message_id}
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # {id, status, reason}
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {id, error}
 
     def as_dict(self) -> dict[str, Any]:
         return {"replayed": self.replayed, "skipped": self.skipped, "failed": self.failed}
@@ -102,11 +117,23 @@ class ReplayResult:
 
 def _replay_locked(cur, storage: Storage, row: dict[str, Any]) -> str:
     """Enqueue the original body on its source queue and mark the (locked) record replayed."""
-    new_id = storage.enqueue(row["queue"], row["body"])
-    cur.execute("UPDATE poison_records SET status = 'replayed', replayed_at = now(), replay_message_id = %s "
-                "WHERE id = %s", (new_id, row["id"]))
-    log.info("poison record %s replayed onto %s as message %s", row["id"], row["queue"], new_id,
-             extra={"correlation_id": str(row["correlation_id"]) if row.get("correlation_id") else None})
+    try:
+        new_id = storage.enqueue(row["queue"], row["body"])
+    except ResourceNotFoundError:  # the queue was deleted: the app declares it, so it comes back
+        storage.queue(row["queue"]).create_queue()
+        new_id = storage.enqueue(row["queue"], row["body"])
+    cur.execute(
+        "UPDATE poison_records SET status = 'replayed', replayed_at = now(), replay_message_id = %s "
+        "WHERE id = %s",
+        (new_id, row["id"]),
+    )
+    log.info(
+        "poison record %s replayed onto %s as message %s",
+        row["id"],
+        row["queue"],
+        new_id,
+        extra={"correlation_id": str(row["correlation_id"]) if row.get("correlation_id") else None},
+    )
     return new_id
 
 
@@ -114,22 +141,27 @@ def replay(db: Database, storage: Storage, record_id: int) -> ReplayResult:
     """Put the original message of one record back on its source queue (poisoned or invalid records)."""
     result = ReplayResult()
     with db.transaction() as cur:
-        cur.execute("SELECT id, queue, body, status, correlation_id FROM poison_records WHERE id = %s "
-                    "FOR UPDATE", (int(record_id),))
+        cur.execute(
+            "SELECT id, queue, body, status, correlation_id FROM poison_records WHERE id = %s FOR UPDATE",
+            (int(record_id),),
+        )
         row = cur.fetchone()
         if row is None:
             raise NotFound(f"no poison record {record_id}")
         row = dict(row)
         if row["status"] not in REPLAYABLE:
-            result.skipped.append({"id": row["id"], "status": row["status"],
-                                   "reason": f"already {row['status']}"})
+            result.skipped.append(
+                {"id": row["id"], "status": row["status"], "reason": f"already {row['status']}"}
+            )
             return result
         new_id = _replay_locked(cur, storage, row)
         result.replayed.append({"id": row["id"], "queue": row["queue"], "replay_message_id": new_id})
     return result
 
 
-def replay_all(db: Database, storage: Storage, *, queue: str | None = None, limit: int = 1000) -> ReplayResult:
+def replay_all(
+    db: Database, storage: Storage, *, queue: str | None = None, limit: int = 1000
+) -> ReplayResult:
     """Replay every ``poisoned`` record (of ``queue``), oldest first. ``invalid`` records are left alone
     (they would be invalid again): replay them one by one by id after a fix. Records another replayer is
     working on are skipped (SKIP LOCKED), so two replays at once never send a message twice."""
@@ -141,7 +173,8 @@ def replay_all(db: Database, storage: Storage, *, queue: str | None = None, limi
                 "WHERE status = 'poisoned' AND (%(q)s::text IS NULL OR queue = %(q)s) "
                 "AND NOT (id = ANY(%(done)s)) "
                 "ORDER BY recorded_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                {"q": queue, "done": [f["id"] for f in result.failed] or [0]})
+                {"q": queue, "done": [f["id"] for f in result.failed] or [0]},
+            )
             row = cur.fetchone()
             if row is None:
                 break
@@ -156,8 +189,9 @@ def replay_all(db: Database, storage: Storage, *, queue: str | None = None, limi
     return result
 
 
-def purge(db: Database, storage: Storage | None, older_than: timedelta | str, *,
-          queue: str | None = None) -> dict[str, Any]:
+def purge(
+    db: Database, storage: Storage | None, older_than: timedelta | str, *, queue: str | None = None
+) -> dict[str, Any]:
     """Mark records recorded before now - ``older_than`` as purged (poisoned and invalid ones; replayed
     records stay as history) and remove their messages from the poison queue if still there.
 
@@ -170,7 +204,8 @@ def purge(db: Database, storage: Storage | None, older_than: timedelta | str, *,
         "UPDATE poison_records SET status = 'purged' "
         "WHERE status IN ('poisoned', 'invalid') AND recorded_at < now() - %(age)s "
         "AND (%(q)s::text IS NULL OR queue = %(q)s) RETURNING id, queue, message_id",
-        {"age": older_than, "q": queue})
+        {"age": older_than, "q": queue},
+    )
     removed = 0
     if storage is not None and rows:
         by_queue: dict[str, set[str]] = {}
@@ -178,8 +213,12 @@ def purge(db: Database, storage: Storage | None, older_than: timedelta | str, *,
             by_queue.setdefault(r["queue"], set()).add(r["message_id"])
         for source, ids in by_queue.items():
             removed += _remove_from_poison_queue(storage, poison_queue(source), ids)
-    log.info("purged %d poison records older than %s (%d messages removed from poison queues)", len(rows),
-             older_than, removed)
+    log.info(
+        "purged %d poison records older than %s (%d messages removed from poison queues)",
+        len(rows),
+        older_than,
+        removed,
+    )
     return {"purged": len(rows), "ids": sorted(r["id"] for r in rows), "removed_from_queue": removed}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import names
@@ -31,7 +31,8 @@ def cameras(db) -> list[dict[str, Any]]:
         "coalesce(array_agg(h.condition ORDER BY h.condition) FILTER (WHERE h.status = 'raised'), '{}') "
         "AS health FROM cameras c JOIN parks p ON p.id = c.park_id "
         "LEFT JOIN camera_health h ON h.camera_id = c.id WHERE c.active "
-        "GROUP BY c.id, p.slug ORDER BY p.slug, c.name")
+        "GROUP BY c.id, p.slug ORDER BY p.slug, c.name"
+    )
 
 
 def status(svc) -> dict[str, Any]:
@@ -41,11 +42,15 @@ def status(svc) -> dict[str, Any]:
         for cond in c["health"]:
             conditions[cond] = conditions.get(cond, 0) + 1
     return {
-        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(),
         "queues": queue_depths(svc.storage),
         "poison": ops_poison.counts(svc.db),
-        "cameras": {"total": len(cams), "unhealthy": sum(1 for c in cams if c["health"]),
-                    "conditions": conditions},
+        "cameras": {
+            "total": len(cams),
+            "unhealthy": sum(1 for c in cams if c["health"]),
+            "conditions": conditions,
+        },
         "quarantined_emails": svc.db.fetchone(
-            "SELECT count(*) AS n FROM inbound_emails WHERE status = 'quarantined'")["n"],
+            "SELECT count(*) AS n FROM inbound_emails WHERE status = 'quarantined'"
+        )["n"],
     }

@@ -50,16 +50,23 @@ def park(clean_db):
 @pytest.fixture
 def ops_channel(clean_db, park, ops_hook):
     return clean_db.fetchone(
-        "INSERT INTO channels (park_id, name, kind, purpose, config) VALUES (%s, 'ops hook', 'webhook', 'ops', %s) "
-        "RETURNING *", (park["id"], json.dumps({"url": ops_hook.url, "secret_setting": OPS_SECRET_SETTING})))
+        "INSERT INTO channels (park_id, name, kind, purpose, config) "
+        "VALUES (%s, 'ops hook', 'webhook', 'ops', %s) "
+        "RETURNING *",
+        (park["id"], json.dumps({"url": ops_hook.url, "secret_setting": OPS_SECRET_SETTING})),
+    )
 
 
 @pytest.fixture
 def drill_host(host_factory, clean_queues, drill_queues, drill_hook, ops_channel):
     """The real app + drill queue on a host with fast queues; the drill receiver starts broken (500)."""
     drill_hook.fail_until_recovered(500)
-    host = host_factory(script_root=DRILL_APP, host_json=FAST_QUEUES, DRILL_HOOK_URL=drill_hook.url,
-                        **{OPS_SECRET_SETTING: OPS_SECRET})
+    host = host_factory(
+        script_root=DRILL_APP,
+        host_json=FAST_QUEUES,
+        DRILL_HOOK_URL=drill_hook.url,
+        **{OPS_SECRET_SETTING: OPS_SECRET},
+    )
     return host
 
 

@@ -1,12 +1,13 @@
 """Camera health: one alert per camera and condition across many timer runs, cleared when the camera is back;
-battery, temperature and clock from the latest email. Real PostgreSQL and Azurite; the timer handler in process."""
+battery, temperature and clock from the latest email. Real PostgreSQL and Azurite; the timer handler in
+process."""
 
 from __future__ import annotations
 
 import json
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -28,7 +29,9 @@ def camera(clean_db):
     park = clean_db.fetchone("INSERT INTO parks (slug, name) VALUES ('park-h', 'Park H') RETURNING id")
     return clean_db.fetchone(
         "INSERT INTO cameras (park_id, name, expected_interval_s, last_seen_at) "
-        "VALUES (%s, 'cam-7', 3600, now() - interval '2 hours') RETURNING *", (park["id"],))
+        "VALUES (%s, 'cam-7', 3600, now() - interval '2 hours') RETURNING *",
+        (park["id"],),
+    )
 
 
 def send_alerts(storage) -> list[SendAlert]:
@@ -63,8 +66,10 @@ def test_silent_camera_raises_exactly_one_alert_and_clears_when_it_is_back(svc, 
     assert done["cleared"] == [{"camera_id": camera["id"], "condition": "silent"}]
     camera_health.handle(None, svc)
     queued = send_alerts(svc.storage)
-    assert [(m.alert_id, m.reason, m.version) for m in queued] == [(alert["id"], "health", 1),
-                                                                 (alert["id"], "health_cleared", 2)]
+    assert [(m.alert_id, m.reason, m.version) for m in queued] == [
+        (alert["id"], "health", 1),
+        (alert["id"], "health_cleared", 2),
+    ]
     alert = health_alerts(db)[0]
     assert alert["version"] == 2 and alert["details"]["status"] == "cleared"
     assert len(health_alerts(db)) == 1
@@ -80,13 +85,24 @@ def test_a_camera_that_never_sent_is_silent_after_its_interval_from_registration
 
 def _email(db, camera, meta, received_ago_s=0, taken_ago_s=None):
     email = db.fetchone(
-        "INSERT INTO inbound_emails (dedupe_key, mode, status, camera_id, park_id, correlation_id, meta, received_at) "
+        "INSERT INTO inbound_emails (dedupe_key, mode, status, camera_id, park_id, correlation_id, meta, "
+        "received_at) "
         "VALUES (%s, 'parsed', 'accepted', %s, %s, %s, %s, now() - make_interval(secs => %s)) RETURNING id",
-        (str(uuid.uuid4()), camera["id"], camera["park_id"], str(uuid.uuid4()), json.dumps(meta), received_ago_s))
+        (
+            str(uuid.uuid4()),
+            camera["id"],
+            camera["park_id"],
+            str(uuid.uuid4()),
+            json.dumps(meta),
+            received_ago_s,
+        ),
+    )
     if taken_ago_s is not None:
-        db.execute("INSERT INTO images (email_id, attachment_index, camera_id, status, correlation_id, taken_at, "
-                   "taken_at_source) VALUES (%s, 1, %s, 'scored', %s, now() - make_interval(secs => %s), 'exif')",
-                   (email["id"], camera["id"], str(uuid.uuid4()), taken_ago_s))
+        db.execute(
+            "INSERT INTO images (email_id, attachment_index, camera_id, status, correlation_id, taken_at, "
+            "taken_at_source) VALUES (%s, 1, %s, 'scored', %s, now() - make_interval(secs => %s), 'exif')",
+            (email["id"], camera["id"], str(uuid.uuid4()), taken_ago_s),
+        )
 
 
 def test_battery_temperature_and_clock_from_the_latest_email(svc, camera, db):
@@ -98,7 +114,8 @@ def test_battery_temperature_and_clock_from_the_latest_email(svc, camera, db):
     assert "battery 12%" in titles["low_battery"] and "71 °C" in titles["temperature"]
     assert "5.0 h behind" in titles["clock_skew"]
 
-    # A newer email says the battery was changed and reports no temperature: battery clears, temperature stays.
+    # A newer email says the battery was changed and reports no temperature:
+    # battery clears, temperature stays.
     _email(db, camera, {"battery_pct": 95}, received_ago_s=0, taken_ago_s=30)
     done = camera_health.handle(None, svc)
     assert sorted(r["condition"] for r in done["cleared"]) == ["clock_skew", "low_battery"]
@@ -115,11 +132,13 @@ def test_camera_flag_and_park_thresholds(svc, camera, db):
 
 
 # ------------------------------------------------------------------------------------------ pure decisions
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def test_evaluate_unknown_never_raises_nor_clears():
-    report = CameraReport(camera_id=1, name="c", expected_interval_s=86400, last_seen_at=NOW - timedelta(hours=1))
+    report = CameraReport(
+        camera_id=1, name="c", expected_interval_s=86400, last_seen_at=NOW - timedelta(hours=1)
+    )
     findings = evaluate(report, NOW)
     assert findings["silent"].active is False
     assert findings["low_battery"].active is None and findings["temperature"].active is None
@@ -129,8 +148,14 @@ def test_evaluate_unknown_never_raises_nor_clears():
 
 def test_evaluate_thresholds():
     th = Thresholds.merged({"battery_low_pct": 30}, {"clock_skew_max_s": 600})
-    report = CameraReport(camera_id=1, name="c", last_seen_at=NOW - timedelta(hours=25), battery_pct=25,
-                          clock_skew_s=-900, thresholds=th)
+    report = CameraReport(
+        camera_id=1,
+        name="c",
+        last_seen_at=NOW - timedelta(hours=25),
+        battery_pct=25,
+        clock_skew_s=-900,
+        thresholds=th,
+    )
     f = evaluate(report, NOW)
     assert f["silent"].active and f["low_battery"].active and f["clock_skew"].active
     assert "ahead" in f["clock_skew"].title

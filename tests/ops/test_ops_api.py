@@ -19,22 +19,39 @@ ADMIN = {"x-functions-key": MASTER_KEY}
 
 @pytest.fixture
 def host(host_factory, clean_db, clean_queues):
-    return host_factory(host_json={"visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200",
-                                   "maxDequeueCount": 5})
+    return host_factory(
+        host_json={
+            "visibilityTimeout": "00:00:00",
+            "maxPollingInterval": "00:00:00.200",
+            "maxDequeueCount": 5,
+        }
+    )
 
 
-ROUTES = [("GET", "ops"), ("GET", "ops/status"), ("GET", "ops/poison"), ("GET", "ops/poison/1"),
-          ("POST", "ops/poison/1/replay"), ("POST", "ops/poison/replay-all"),
-          ("POST", "ops/poison/purge?older_than=30d"), ("GET", "ops/images/1/thumbnail")]
+ROUTES = [
+    ("GET", "ops"),
+    ("GET", "ops/status"),
+    ("GET", "ops/poison"),
+    ("GET", "ops/poison/1"),
+    ("POST", "ops/poison/1/replay"),
+    ("POST", "ops/poison/replay-all"),
+    ("POST", "ops/poison/purge?older_than=30d"),
+    ("GET", "ops/images/1/thumbnail"),
+]
 
 
 def test_admin_routes_need_the_master_key(host, db):
-    rid = db.fetchone("INSERT INTO poison_records (id, queue, message_id, body) VALUES (1, 'ops-nowhere', 'm', "
-                      "'{}') RETURNING id")["id"]
+    rid = db.fetchone(
+        "INSERT INTO poison_records (id, queue, message_id, body) VALUES (1, 'ops-nowhere', 'm', "
+        "'{}') RETURNING id"
+    )["id"]
     for method, route in ROUTES:
         sep = "&" if "?" in route else "?"
         assert httpx.request(method, host.api(route)).status_code == 401, route
-        assert httpx.request(method, host.api(route), headers={"x-functions-key": FUNCTION_KEY}).status_code == 401
+        assert (
+            httpx.request(method, host.api(route), headers={"x-functions-key": FUNCTION_KEY}).status_code
+            == 401
+        )
         assert httpx.request(method, host.api(route) + f"{sep}code={FUNCTION_KEY}").status_code == 401
         assert httpx.request(method, host.api(route), headers={"x-functions-key": "wrong"}).status_code == 401
     # nothing was done by the refused calls
@@ -49,8 +66,11 @@ def test_api_endpoints(host, db, storage):
     assert set(names.ALL_QUEUES) <= set(body["queues"]) and body["poison"] == {}
 
     body_text = json.dumps({"schema_version": 1, "correlation_id": str(uuid.uuid4()), "alert_id": 77})
-    rid = db.fetchone("INSERT INTO poison_records (queue, message_id, body, last_error) "
-                      "VALUES ('send-alert', 'm-1', %s, 'boom') RETURNING id", (body_text,))["id"]
+    rid = db.fetchone(
+        "INSERT INTO poison_records (queue, message_id, body, last_error) "
+        "VALUES ('ops-api-parked', 'm-1', %s, 'boom') RETURNING id",
+        (body_text,),
+    )["id"]
     listed = httpx.get(host.api("ops/poison?status=poisoned"), headers=ADMIN).json()["records"]
     assert [r["id"] for r in listed] == [rid] and "body" not in listed[0]
     assert httpx.get(host.api("ops/poison?status=nope"), headers=ADMIN).status_code == 400
@@ -60,41 +80,64 @@ def test_api_endpoints(host, db, storage):
     assert httpx.get(host.api("ops/nothing-here"), headers=ADMIN).status_code == 404
     assert httpx.get(host.api(f"ops/poison/{rid}/replay"), headers=ADMIN).status_code == 405
 
-    # replay: the original text goes back on send-alert (the host's send-alert consumes it; the record
-    # says where it went); the second call is a no-op
+    # replay: the original text goes back on its source queue (one no function consumes, to look at it);
+    # the second call is a no-op
+    parked = storage.queue("ops-api-parked")
+    try:
+        parked.create_queue()
+    except Exception:  # noqa: BLE001 - exists
+        pass
+    parked.clear_messages()
     first = httpx.post(host.api(f"ops/poison/{rid}/replay"), headers=ADMIN).json()
-    assert first["replayed"][0]["queue"] == "send-alert" and first["replayed"][0]["replay_message_id"]
+    assert first["replayed"][0]["queue"] == "ops-api-parked"
+    assert [(m.id, m.content) for m in parked.peek_messages(max_messages=32)] == [
+        (first["replayed"][0]["replay_message_id"], body_text)]
     second = httpx.post(host.api(f"ops/poison/{rid}/replay"), headers=ADMIN).json()
     assert second["replayed"] == [] and second["skipped"][0]["status"] == "replayed"
     assert httpx.post(host.api("ops/poison/replay-all"), headers=ADMIN).json()["replayed"] == []
     assert httpx.post(host.api("ops/poison/purge"), headers=ADMIN).status_code == 400
     purge = httpx.post(host.api("ops/poison/purge?older_than=0s"), headers=ADMIN).json()
     assert purge["purged"] == 0  # replayed records are history, not purged
-    assert httpx.get(host.api("ops/status"), headers=ADMIN).json()["poison"] == {"send-alert": {"replayed": 1}}
+    assert httpx.get(host.api("ops/status"), headers=ADMIN).json()["poison"] == {
+        "ops-api-parked": {"replayed": 1}
+    }
 
 
 def test_page_escapes_values_and_serves_thumbnails(host, db, storage):
     park = db.fetchone("INSERT INTO parks (slug, name) VALUES ('park-p', 'P') RETURNING id")["id"]
-    cam = db.fetchone("INSERT INTO cameras (park_id, name, last_seen_at) VALUES (%s, %s, now()) RETURNING id",
-                      (park, '<script>alert("cam")</script>'))["id"]
+    cam = db.fetchone(
+        "INSERT INTO cameras (park_id, name, last_seen_at) VALUES (%s, %s, now()) RETURNING id",
+        (park, '<script>alert("cam")</script>'),
+    )["id"]
     email = db.fetchone(
         "INSERT INTO inbound_emails (dedupe_key, mode, status, correlation_id, sender, subject, reason) "
         "VALUES ('d1', 'parsed', 'quarantined', %s, 'evil@example.org', %s, 'unknown sender') RETURNING id",
-        (str(uuid.uuid4()), '<img src=x onerror=alert(1)>'))["id"]
+        (str(uuid.uuid4()), "<img src=x onerror=alert(1)>"),
+    )["id"]
     buf = io.BytesIO()
     Image.new("RGB", (1600, 1200), (40, 120, 40)).save(buf, "JPEG")
     blob = f"park-p/cam/2026-11-20/{uuid.uuid4().hex}.jpg"
     storage.put_blob(names.IMAGES_CONTAINER, blob, buf.getvalue(), content_type="image/jpeg")
-    image = db.fetchone("INSERT INTO images (email_id, attachment_index, camera_id, status, correlation_id, "
-                        "blob_name) VALUES (%s, 1, %s, 'scored', %s, %s) RETURNING id",
-                        (email, cam, str(uuid.uuid4()), blob))["id"]
-    alert = db.fetchone("INSERT INTO alerts (park_id, camera_id, categories, max_conf, best_image_id, started_at, "
-                        "last_image_at, title, correlation_id) VALUES (%s, %s, '{person}', 0.93, %s, now(), now(), "
-                        "'Person at cam', %s) RETURNING id", (park, cam, image, str(uuid.uuid4())))["id"]
-    channel = db.fetchone("INSERT INTO channels (park_id, name, kind) VALUES (%s, 'rangers', 'earthranger') "
-                          "RETURNING id", (park,))["id"]
-    db.execute("INSERT INTO deliveries (alert_id, channel_id, status, delivered_version) VALUES (%s, %s, "
-               "'delivered', 1)", (alert, channel))
+    image = db.fetchone(
+        "INSERT INTO images (email_id, attachment_index, camera_id, status, correlation_id, "
+        "blob_name) VALUES (%s, 1, %s, 'scored', %s, %s) RETURNING id",
+        (email, cam, str(uuid.uuid4()), blob),
+    )["id"]
+    alert = db.fetchone(
+        "INSERT INTO alerts (park_id, camera_id, categories, max_conf, best_image_id, started_at, "
+        "last_image_at, title, correlation_id) VALUES (%s, %s, '{person}', 0.93, %s, now(), now(), "
+        "'Person at cam', %s) RETURNING id",
+        (park, cam, image, str(uuid.uuid4())),
+    )["id"]
+    channel = db.fetchone(
+        "INSERT INTO channels (park_id, name, kind) VALUES (%s, 'rangers', 'earthranger') RETURNING id",
+        (park,),
+    )["id"]
+    db.execute(
+        "INSERT INTO deliveries (alert_id, channel_id, status, delivered_version) VALUES (%s, %s, "
+        "'delivered', 1)",
+        (alert, channel),
+    )
 
     page = httpx.get(host.api("ops") + f"?code={MASTER_KEY}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -17,10 +17,17 @@ from tests.ops.conftest import OPS_SECRET, OPS_SECRET_SETTING
 def _poisoned(svc, n: int, park_id: int | None = None, queue: str = "send-alert-poison") -> list[int]:
     ids = []
     for i in range(n):
-        body = json.dumps({"schema_version": 1, "correlation_id": str(uuid.uuid4()), "alert_id": 10 + i,
-                           **({"park_id": park_id} if park_id else {})})
-        ids.append(poison.record(queue, QueueMessage(id=str(uuid.uuid4()), body=body.encode(), dequeue_count=1),
-                                 svc))
+        body = json.dumps(
+            {
+                "schema_version": 1,
+                "correlation_id": str(uuid.uuid4()),
+                "alert_id": 10 + i,
+                **({"park_id": park_id} if park_id else {}),
+            }
+        )
+        ids.append(
+            poison.record(queue, QueueMessage(id=str(uuid.uuid4()), body=body.encode(), dequeue_count=1), svc)
+        )
     return ids
 
 
@@ -56,7 +63,9 @@ def test_rate_limit_digest_and_retry(app_settings, clean_db, ops_channel, ops_ho
     assert first is not None and poison.record("send-alert-poison", msg, svc) is None
 
 
-def test_only_the_park_of_the_message_is_told(app_settings, clean_db, ops_channel, ops_hook, park, monkeypatch):
+def test_only_the_park_of_the_message_is_told(
+    app_settings, clean_db, ops_channel, ops_hook, park, monkeypatch
+):
     monkeypatch.setenv(OPS_SECRET_SETTING, OPS_SECRET)
     from functions.bootstrap import services
 

@@ -18,9 +18,20 @@ from tests.support.host import MASTER_KEY, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--disable-dev-shm-usage", "--window-size=390,844"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--window-size=390,844",
+]
 
 
 def _require_browser() -> None:
@@ -44,7 +55,9 @@ def browser(tmp_path):
     driver.quit()
 
 
-def test_ops_page_shows_a_poisoned_message_and_replays_it(drill_host, drill_hook, db, storage, browser, tmp_path):
+def test_ops_page_shows_a_poisoned_message_and_replays_it(
+    drill_host, drill_hook, db, storage, browser, tmp_path
+):
     from selenium.webdriver.common.by import By
 
     cid = str(uuid.uuid4())
@@ -54,8 +67,12 @@ def test_ops_page_shows_a_poisoned_message_and_replays_it(drill_host, drill_hook
 
     # 1. The page loads in plain headless Chromium (no driver) and lists the record.
     started = time.monotonic()
-    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'dump-profile'}", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=60).stdout
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'dump-profile'}", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert f'id="poison-{record["id"]}"' in dom and cid in dom and DRILL_QUEUE in dom
     assert time.monotonic() - started < 30
 
@@ -67,8 +84,11 @@ def test_ops_page_shows_a_poisoned_message_and_replays_it(drill_host, drill_hook
     assert row.find_element(By.CSS_SELECTOR, ".status").text == "poisoned"
     assert "HTTPStatusError" in row.text
     row.find_element(By.CSS_SELECTOR, "button.replay").click()
-    wait_until(lambda: row.find_element(By.CSS_SELECTOR, ".status").text == "replayed", timeout_s=10,
-               message="the row to say replayed")
+    wait_until(
+        lambda: row.find_element(By.CSS_SELECTOR, ".status").text == "replayed",
+        timeout_s=10,
+        message="the row to say replayed",
+    )
     assert "onto ops-drill" in browser.find_element(By.ID, "message").text
 
     wait_until(lambda: drill_hook.deliveries, timeout_s=10, message="the replayed message delivered")

@@ -31,7 +31,8 @@ def failures(db, cid: str) -> int:
 
 
 def test_storm_notifies_ops_once_and_replay_all_delivers_exactly_once(
-        drill_host, drill_hook, ops_hook, park, db, storage, app_settings):
+    drill_host, drill_hook, ops_hook, park, db, storage, app_settings
+):
     n = 6
     sent = {}
     for i in range(n):
@@ -39,8 +40,9 @@ def test_storm_notifies_ops_once_and_replay_all_delivers_exactly_once(
         sent[cid] = body
         storage.enqueue(DRILL_QUEUE, body)
 
-    rows = wait_until(lambda: len(poison_rows(db)) == n and poison_rows(db), timeout_s=30,
-                      message=f"{n} poison records")
+    rows = wait_until(
+        lambda: len(poison_rows(db)) == n and poison_rows(db), timeout_s=30, message=f"{n} poison records"
+    )
     assert {str(r["correlation_id"]) for r in rows} == set(sent)
     for r in rows:
         assert r["status"] == "poisoned"
@@ -81,7 +83,8 @@ def test_storm_notifies_ops_once_and_replay_all_delivers_exactly_once(
 
 
 def test_poisoned_message_is_listed_within_a_second_and_replay_twice_is_safe(
-        drill_host, drill_hook, db, storage, app_settings):
+    drill_host, drill_hook, db, storage, app_settings
+):
     cid, body = drill_message(42)
     storage.enqueue(DRILL_QUEUE, body)
     wait_until(lambda: failures(db, cid) >= 5, timeout_s=20, message="five failed attempts")
@@ -99,7 +102,13 @@ def test_poisoned_message_is_listed_within_a_second_and_replay_twice_is_safe(
     shown = trapalert("poison", "show", str(record_id))
     assert cid in shown and "HTTPStatusError" in shown and body in shown
     detail = json.loads(trapalert("poison", "show", str(record_id), "--json"))
-    assert len(detail["failures"]) == 5 and {f["dequeue_count"] for f in detail["failures"]} == {1, 2, 3, 4, 5}
+    assert len(detail["failures"]) == 5 and {f["dequeue_count"] for f in detail["failures"]} == {
+        1,
+        2,
+        3,
+        4,
+        5,
+    }
 
     drill_hook.recover()
     first = trapalert("poison", "replay", str(record_id))

@@ -20,12 +20,14 @@ from functions.ops import poison as ops_poison
 def _insert(db, queue, message_id, status="poisoned", age_days=0, body='{"x": 1}'):
     return db.fetchone(
         "INSERT INTO poison_records (queue, message_id, body, status, recorded_at) "
-        "VALUES (%s, %s, %s, %s, now() - make_interval(days => %s)) RETURNING id", (queue, message_id, body,
-                                                                                   status, age_days))["id"]
+        "VALUES (%s, %s, %s, %s, now() - make_interval(days => %s)) RETURNING id",
+        (queue, message_id, body, status, age_days),
+    )["id"]
 
 
 def test_purge_marks_old_records_and_removes_their_message_from_the_poison_queue(
-        clean_db, clean_queues, app_settings):
+    clean_db, clean_queues, app_settings
+):
     storage = clean_queues
     pq = names.poison_queue(names.PROCESS_IMAGE_QUEUE)
     stuck = storage.queue(pq).send_message("eyJ4IjogMX0=")  # a monitor never consumed it
@@ -35,7 +37,9 @@ def test_purge_marks_old_records_and_removes_their_message_from_the_poison_queue
     old_replayed = _insert(clean_db, names.SEND_ALERT_QUEUE, "m-replayed", status="replayed", age_days=60)
     recent = _insert(clean_db, names.PROCESS_IMAGE_QUEUE, "m-recent", age_days=3)
 
-    out = CliRunner().invoke(cli, ["poison", "purge", "--older-than", "30d", "--json"], catch_exceptions=False)
+    out = CliRunner().invoke(
+        cli, ["poison", "purge", "--older-than", "30d", "--json"], catch_exceptions=False
+    )
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert result["ids"] == sorted([old, old_invalid]) and result["removed_from_queue"] == 1
@@ -70,7 +74,9 @@ def test_parse_duration():
 
 def _fresh_app():
     """function_app.py loaded under another name: get_functions() may be called once per app object."""
-    spec = importlib.util.spec_from_file_location("function_app_monitor_check", PROJECT_ROOT / "function_app.py")
+    spec = importlib.util.spec_from_file_location(
+        "function_app_monitor_check", PROJECT_ROOT / "function_app.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

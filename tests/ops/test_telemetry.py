@@ -48,9 +48,14 @@ def test_named_metrics_record_with_low_cardinality_attributes():
     assert set(metrics.INSTRUMENTS) == set(points)
     assert points["trapalert.images.received"][0].value == 3
     assert points["trapalert.poison.messages"][0].value == 2
-    assert dict(points["trapalert.poison.messages"][0].attributes) == {"queue": "send-alert", "status": "poisoned"}
-    deliveries = {(p.attributes["channel_kind"], p.attributes["status"]): p.value
-                  for p in points["trapalert.deliveries"]}
+    assert dict(points["trapalert.poison.messages"][0].attributes) == {
+        "queue": "send-alert",
+        "status": "poisoned",
+    }
+    deliveries = {
+        (p.attributes["channel_kind"], p.attributes["status"]): p.value
+        for p in points["trapalert.deliveries"]
+    }
     assert deliveries == {("earthranger", "delivered"): 1, ("email", "failed"): 1}
     assert points["trapalert.alert.latency"][0].sum == 6.5
 
@@ -69,7 +74,9 @@ def test_json_logs_carry_the_correlation_id():
     finally:
         log.removeHandler(handler)
     inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert inside["correlation_id"] == "11111111-2222-3333-4444-555555555555" and inside["message"] == "inside"
+    assert (
+        inside["correlation_id"] == "11111111-2222-3333-4444-555555555555" and inside["message"] == "inside"
+    )
     assert "correlation_id" not in outside
 
 
@@ -86,11 +93,15 @@ trace.get_tracer_provider().force_flush() if hasattr(trace.get_tracer_provider()
 
 
 def _run(env_extra: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "TRAPALERT_OTEL_CONSOLE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "TRAPALERT_OTEL_CONSOLE")
+    }
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", _SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", _SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_console_exporter_when_asked_and_nothing_otherwise():
@@ -130,8 +141,10 @@ def test_application_insights_when_its_connection_string_is_set():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Ingestion)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        conn = (f"InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-                f"IngestionEndpoint=http://127.0.0.1:{server.server_port}/")
+        conn = (
+            f"InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+            f"IngestionEndpoint=http://127.0.0.1:{server.server_port}/"
+        )
         result = _run({"APPLICATIONINSIGHTS_CONNECTION_STRING": conn})
     finally:
         server.shutdown()

@@ -37,8 +37,11 @@ class Drill(QueueMessageModel):
 
 
 def deliver(message: Drill, svc) -> None:
-    r = httpx.post(os.environ["DRILL_HOOK_URL"], json={"n": message.n,
-                                                       "correlation_id": str(message.correlation_id)}, timeout=5)
+    r = httpx.post(
+        os.environ["DRILL_HOOK_URL"],
+        json={"n": message.n, "correlation_id": str(message.correlation_id)},
+        timeout=5,
+    )
     r.raise_for_status()
 
 
