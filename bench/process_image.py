@@ -56,6 +56,7 @@ def timed(name, fn):
             return fn(*args, **kwargs)
         finally:
             PHASES[name].append((time.perf_counter() - t) * 1000)
+
     return wrapper
 
 
@@ -84,11 +85,18 @@ def run(svc, msgs, threads: int) -> dict:
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     n = len(msgs)
     service = statistics.mean(SERVICE_MS)
-    return {"threads": threads, "n": n, "wall_mean": statistics.mean(walls), "wall_p50": pct(walls, 50),
-            "wall_p95": pct(walls, 95), "service_mean": service,
-            "overhead_mean": statistics.mean(walls) - service, "throughput": n / elapsed,
-            "cpu_ms_per_image": cpu * 1000 / n,
-            "phases": {k: statistics.mean(v) for k, v in PHASES.items()}}
+    return {
+        "threads": threads,
+        "n": n,
+        "wall_mean": statistics.mean(walls),
+        "wall_p50": pct(walls, 50),
+        "wall_p95": pct(walls, 95),
+        "service_mean": service,
+        "overhead_mean": statistics.mean(walls) - service,
+        "throughput": n / elapsed,
+        "cpu_ms_per_image": cpu * 1000 / n,
+        "phases": {k: statistics.mean(v) for k, v in PHASES.items()},
+    }
 
 
 def main() -> None:
@@ -108,8 +116,9 @@ def main() -> None:
         storage = Storage(connection_string=az.connection_string)
         storage.ensure_resources()
         with run_scoring_service({"SCORING_BACKEND": "null", "SCORING_NULL_RESULT": "person"}) as url:
-            os.environ.update({"AzureWebJobsStorage": az.connection_string, "DATABASE_URL": pg.url,
-                               "SCORING_URL": str(url)})
+            os.environ.update(
+                {"AzureWebJobsStorage": az.connection_string, "DATABASE_URL": pg.url, "SCORING_URL": str(url)}
+            )
             svc = Services(load_settings())
             orig_detect = svc.scoring.detect
 
@@ -140,15 +149,20 @@ def main() -> None:
                     results.append(r)
             alerts = db.fetchone("SELECT count(*) AS n, sum(image_count) AS imgs FROM alerts")
             sends = db.fetchone("SELECT count(*) AS n FROM alert_notifications")
-        print(f"machine: {platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}; "
-              f"{args.photos} photos/round, {args.cameras} cameras, bursts of {args.burst}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}; "
+            f"{args.photos} photos/round, {args.cameras} cameras, bursts of {args.burst}"
+        )
         print(f"alerts: {alerts['n']} holding {alerts['imgs']} photos; send-alert messages: {sends['n']}")
         for r in results:
             ph = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["phases"].items()))
-            print(f"threads={r['threads']}: wall {r['wall_mean']:.1f} ms/image (p50 {r['wall_p50']:.1f}, "
-                  f"p95 {r['wall_p95']:.1f}); scoring service's own time {r['service_mean']:.1f} ms; "
-                  f"pipeline overhead {r['overhead_mean']:.1f} ms/image; CPU {r['cpu_ms_per_image']:.1f} ms/image; "
-                  f"throughput {r['throughput']:.0f} images/s")
+            print(
+                f"threads={r['threads']}: wall {r['wall_mean']:.1f} ms/image (p50 {r['wall_p50']:.1f}, "
+                f"p95 {r['wall_p95']:.1f}); scoring service's own time {r['service_mean']:.1f} ms; "
+                f"pipeline overhead {r['overhead_mean']:.1f} ms/image; "
+                f"CPU {r['cpu_ms_per_image']:.1f} ms/image; "
+                f"throughput {r['throughput']:.0f} images/s"
+            )
             print(f"    phases (ms, mean): {ph}")
         svc.scoring.close()
         svc.db.close()

@@ -19,29 +19,40 @@ class RulesRepository:
             raise RulesError(f"unknown park {park_slug!r}")
         if camera_name is None:
             return park["id"], None
-        cam = self.db.fetchone("SELECT id FROM cameras WHERE park_id = %s AND name = %s", (park["id"], camera_name))
+        cam = self.db.fetchone(
+            "SELECT id FROM cameras WHERE park_id = %s AND name = %s", (park["id"], camera_name)
+        )
         if cam is None:
             raise RulesError(f"unknown camera {camera_name!r} in park {park_slug!r}")
         return park["id"], cam["id"]
 
     def layers(self, park_id: int, camera_id: int | None, cur=None) -> tuple[dict[str, Any], dict[str, Any]]:
         """(park layer, camera layer) as stored."""
-        sql = ("SELECT camera_id, rules FROM alert_rules WHERE park_id = %s "
-               "AND (camera_id IS NULL OR camera_id = %s)")
+        sql = (
+            "SELECT camera_id, rules FROM alert_rules WHERE park_id = %s "
+            "AND (camera_id IS NULL OR camera_id = %s)"
+        )
         if cur is None:
             rows = self.db.fetchall(sql, (park_id, camera_id))
         else:
             cur.execute(sql, (park_id, camera_id))
             rows = cur.fetchall()
         park_layer = next((dict(r["rules"]) for r in rows if r["camera_id"] is None), {})
-        camera_layer = next((dict(r["rules"]) for r in rows if r["camera_id"] is not None), {}) if camera_id else {}
+        camera_layer = (
+            next((dict(r["rules"]) for r in rows if r["camera_id"] is not None), {}) if camera_id else {}
+        )
         return park_layer, camera_layer
 
     def effective(self, park_id: int, camera_id: int | None, cur=None) -> Rules:
         return effective_rules(*self.layers(park_id, camera_id, cur))
 
-    def set(self, park_id: int, camera_id: int | None, assignments: dict[str, Any | None],
-            updated_by: str | None = None) -> dict[str, Any]:
+    def set(
+        self,
+        park_id: int,
+        camera_id: int | None,
+        assignments: dict[str, Any | None],
+        updated_by: str | None = None,
+    ) -> dict[str, Any]:
         """Apply ``assignments`` at one level (validated against the levels below); return the new layer."""
         with self.db.transaction() as cur:
             # serialize edits of one park (two operators at once)
@@ -50,8 +61,11 @@ class RulesRepository:
             if camera_id is None:
                 # every camera override of the park must stay valid on top of the new park layer
                 new = apply_assignments(park_layer, assignments)
-                cur.execute("SELECT c.name, r.rules FROM alert_rules r JOIN cameras c ON c.id = r.camera_id "
-                            "WHERE r.park_id = %s", (park_id,))
+                cur.execute(
+                    "SELECT c.name, r.rules FROM alert_rules r JOIN cameras c ON c.id = r.camera_id "
+                    "WHERE r.park_id = %s",
+                    (park_id,),
+                )
                 for row in cur.fetchall():
                     try:
                         effective_rules(new, dict(row["rules"]))
@@ -60,10 +74,13 @@ class RulesRepository:
             else:
                 new = apply_assignments(camera_layer, assignments, below=park_layer)
             cur.execute(
-                """INSERT INTO alert_rules (park_id, camera_id, rules, updated_by) VALUES (%s, %s, %s::jsonb, %s)
+                """INSERT INTO alert_rules (park_id, camera_id, rules, updated_by)
+                   VALUES (%s, %s, %s::jsonb, %s)
                    ON CONFLICT (park_id, COALESCE(camera_id, 0))
-                   DO UPDATE SET rules = EXCLUDED.rules, updated_at = now(), updated_by = EXCLUDED.updated_by""",
-                (park_id, camera_id, _json(new), updated_by))
+                   DO UPDATE SET rules = EXCLUDED.rules, updated_at = now(),
+                                 updated_by = EXCLUDED.updated_by""",
+                (park_id, camera_id, _json(new), updated_by),
+            )
             return new
 
 

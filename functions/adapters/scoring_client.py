@@ -112,9 +112,12 @@ class ScoringClient:
         if self._client is None:
             headers = {"X-API-Key": self.api_key} if self.api_key else {}
             self._client = httpx.Client(
-                base_url=self.base_url.rstrip("/"), headers=headers, transport=self.transport,
+                base_url=self.base_url.rstrip("/"),
+                headers=headers,
+                transport=self.transport,
                 timeout=httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s),
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            )
         return self._client
 
     def close(self) -> None:
@@ -122,7 +125,9 @@ class ScoringClient:
             self._client.close()
             self._client = None
 
-    def detect(self, image: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg") -> ImageScore:
+    def detect(
+        self, image: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg"
+    ) -> ImageScore:
         """Score one image (see the module docstring for what is retried and what is raised)."""
         deadline = time.monotonic() + self.retry_budget_s
         attempt = 0
@@ -132,14 +137,16 @@ class ScoringClient:
             wait: float | None
             try:
                 response = self.client.post(url, content=image, headers={"Content-Type": content_type})
-            except (httpx.TransportError,) as exc:  # connect/read timeouts, refused, reset, protocol
+            except httpx.TransportError as exc:  # connect/read timeouts, refused, reset, protocol
                 problem, wait = f"{type(exc).__name__}: {exc}", None
             else:
                 status = response.status_code
                 if status == 200:
                     return self._parse(response, filename, attempt)
                 if status == 413:
-                    return ImageScore("unknown", None, failure=f"too_large: {_detail(response)}", attempts=attempt)
+                    return ImageScore(
+                        "unknown", None, failure=f"too_large: {_detail(response)}", attempts=attempt
+                    )
                 if status in (429, 503) or status >= 500:
                     problem = f"HTTP {status}: {_detail(response)}"
                     wait = _retry_after(response, self.retry_after_max_s) if status in (429, 503) else None
@@ -152,8 +159,10 @@ class ScoringClient:
                 wait = wait + random.uniform(0, min(0.25, wait / 4))
             remaining = deadline - time.monotonic()
             if wait > remaining:
-                raise ScoringUnavailable(f"scoring service unavailable after {attempt} attempt(s) in "
-                                         f"{self.retry_budget_s:g} s: {problem}")
+                raise ScoringUnavailable(
+                    f"scoring service unavailable after {attempt} attempt(s) in "
+                    f"{self.retry_budget_s:g} s: {problem}"
+                )
             log.warning("scoring attempt %d failed (%s); retrying in %.2f s", attempt, problem, wait)
             time.sleep(wait)
 
@@ -161,12 +170,20 @@ class ScoringClient:
         try:
             body = MDResponse.model_validate_json(response.content)
         except ValidationError as exc:
-            raise ScoringError(f"scoring service answer is not the MegaDetector format: "
-                               f"{exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}") from None
+            raise ScoringError(
+                f"scoring service answer is not the MegaDetector format: "
+                f"{exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}"
+            ) from None
         img = body.images[0]
         timing = body.info.timing_ms or {}
-        score = ImageScore(body.info.detector, body.info.detector_version, night=img.night,
-                           model_ms=timing.get("model"), service_ms=timing.get("total"), attempts=attempts)
+        score = ImageScore(
+            body.info.detector,
+            body.info.detector_version,
+            night=img.night,
+            model_ms=timing.get("model"),
+            service_ms=timing.get("total"),
+            attempts=attempts,
+        )
         if img.failure is not None or img.detections is None:
             failure = img.failure or "unknown: detections null without a failure"
             code = failure.split(":", 1)[0].strip()

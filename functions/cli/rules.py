@@ -33,8 +33,15 @@ def rules_show(park, camera, as_json) -> None:
         source = "camera" if key in camera_layer else "park" if key in park_layer else "default"
         rows.append({"key": key, "value": value, "source": source, "help": KEYS[key].help})
     if as_json:
-        echo_json({"park": park, "camera": camera, "rules": flat,
-                   "park_overrides": park_layer, "camera_overrides": camera_layer if camera else None})
+        echo_json(
+            {
+                "park": park,
+                "camera": camera,
+                "rules": flat,
+                "park_overrides": park_layer,
+                "camera_overrides": camera_layer if camera else None,
+            }
+        )
     else:
         echo_table(rows, ["key", "value", "source", "help"])
 
@@ -66,4 +73,6 @@ def rules_set(park, camera, assignments) -> None:
     except RulesError as exc:
         raise click.ClickException(str(exc)) from None
     where = f"camera {camera} of park {park}" if camera else f"park {park}"
-    click.echo(f"rules of {where}: " + (", ".join(f"{k}={v}" for k, v in sorted(layer.items())) or "(defaults)"))
+    click.echo(
+        f"rules of {where}: " + (", ".join(f"{k}={v}" for k, v in sorted(layer.items())) or "(defaults)")
+    )

@@ -17,7 +17,9 @@ def suppressions() -> None:
 
 @suppressions.command("list")
 @click.option("--park", help="park slug")
-@click.option("--all", "include_all", is_flag=True, help="also boxes still being watched (not yet suppressed)")
+@click.option(
+    "--all", "include_all", is_flag=True, help="also boxes still being watched (not yet suppressed)"
+)
 @click.option("--json", "as_json", is_flag=True)
 def suppressions_list(park, include_all, as_json) -> None:
     rows = AlertsRepository(db()).suppressions(park, include_all)
@@ -40,5 +42,7 @@ def suppressions_lift(suppression_id, note) -> None:
         who = None
     row = AlertsRepository(db()).lift(suppression_id, who, note)
     if row is None:
-        raise click.ClickException(f"no suppressed box with id {suppression_id} (see `trapalert suppressions list`)")
+        raise click.ClickException(
+            f"no suppressed box with id {suppression_id} (see `trapalert suppressions list`)"
+        )
     click.echo(f"suppression {suppression_id} lifted")

@@ -84,10 +84,17 @@ class Summary:
     weak_photos: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"image_count": self.image_count, "passes": self.passes, "how": self.how,
-                "categories": self.categories, "max_conf": round(self.max_conf, 4),
-                "mean_conf": round(self.mean_conf, 4), "best_image_id": self.best_image_id,
-                "best_ratio": round(self.best_ratio, 4), "weak_photos": self.weak_photos}
+        return {
+            "image_count": self.image_count,
+            "passes": self.passes,
+            "how": self.how,
+            "categories": self.categories,
+            "max_conf": round(self.max_conf, 4),
+            "mean_conf": round(self.mean_conf, 4),
+            "best_image_id": self.best_image_id,
+            "best_ratio": round(self.best_ratio, 4),
+            "weak_photos": self.weak_photos,
+        }
 
 
 _ORDER = {"person": 0, "vehicle": 1, "animal": 2}
@@ -135,7 +142,9 @@ class AlertState:
     last_image_at: datetime
 
 
-def in_cooldown(alert: AlertState | None, started_at: datetime, last_image_at: datetime, cooldown_s: float) -> bool:
+def in_cooldown(
+    alert: AlertState | None, started_at: datetime, last_image_at: datetime, cooldown_s: float
+) -> bool:
     if alert is None or cooldown_s <= 0:
         return False
     cd = timedelta(seconds=cooldown_s)
@@ -152,8 +161,9 @@ class EventDecision:
     reason: str
 
 
-def decide_event(event: Summary, event_alert: AlertState | None, recent_alert: AlertState | None,
-                 rules: Rules) -> EventDecision:
+def decide_event(
+    event: Summary, event_alert: AlertState | None, recent_alert: AlertState | None, rules: Rules
+) -> EventDecision:
     if event_alert is not None:
         return EventDecision("refresh", event_alert.id, "photo of an event that has an alert")
     if not event.passes:
@@ -161,8 +171,11 @@ def decide_event(event: Summary, event_alert: AlertState | None, recent_alert: A
     assert event.started_at is not None and event.last_image_at is not None
     if in_cooldown(recent_alert, event.started_at, event.last_image_at, rules.cooldown_s):
         assert recent_alert is not None
-        return EventDecision("join", recent_alert.id,
-                             f"within the camera's cooldown ({rules.cooldown_s:g} s) of alert {recent_alert.id}")
+        return EventDecision(
+            "join",
+            recent_alert.id,
+            f"within the camera's cooldown ({rules.cooldown_s:g} s) of alert {recent_alert.id}",
+        )
     how = "one photo passes" if event.how == "single" else "weak detections confirmed by neighbours"
     return EventDecision("open", None, how)
 

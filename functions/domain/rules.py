@@ -169,20 +169,32 @@ class Key:
     example: str
 
 
-KEYS: dict[str, Key] = {k.name: k for k in [
-    Key("categories", "categories that alert: person, vehicle, animal (comma separated)", "person,vehicle"),
-    *[Key(f"threshold.{c}.{when}", f"{c} confidence threshold for {when} photos (0..1)", "0.6")
-      for c in ALL_CATEGORIES for when in ("day", "night")],
-    Key("active_hours", "local time windows when detections alert, or 'always'", "18:00-06:00"),
-    Key("min_box_area", "smallest box that counts, as a fraction of the image (0..1)", "0.001"),
-    Key("burst_gap_s", "photos of one camera closer than this many seconds form one event", "60"),
-    Key("cooldown_s", "events of a camera within this many seconds of its last alert join that alert", "300"),
-    Key("confirm_photos", "weak detections in this many photos of one event confirm each other", "3"),
-    Key("confirm_factor", "a detection at this fraction of its threshold is weak (1 = off)", "0.75"),
-    Key("update_conf_step", "tell rangers again when the best confidence rises by this much", "0.1"),
-    Key("suppress_after", "a box at the same place in this many events is suppressed (0 = never)", "5"),
-    Key("suppress_iou", "overlap (IoU) that makes two boxes 'the same place' (0.3..1)", "0.8"),
-]}
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in [
+        Key(
+            "categories", "categories that alert: person, vehicle, animal (comma separated)", "person,vehicle"
+        ),
+        *[
+            Key(f"threshold.{c}.{when}", f"{c} confidence threshold for {when} photos (0..1)", "0.6")
+            for c in ALL_CATEGORIES
+            for when in ("day", "night")
+        ],
+        Key("active_hours", "local time windows when detections alert, or 'always'", "18:00-06:00"),
+        Key("min_box_area", "smallest box that counts, as a fraction of the image (0..1)", "0.001"),
+        Key("burst_gap_s", "photos of one camera closer than this many seconds form one event", "60"),
+        Key(
+            "cooldown_s",
+            "events of a camera within this many seconds of its last alert join that alert",
+            "300",
+        ),
+        Key("confirm_photos", "weak detections in this many photos of one event confirm each other", "3"),
+        Key("confirm_factor", "a detection at this fraction of its threshold is weak (1 = off)", "0.75"),
+        Key("update_conf_step", "tell rangers again when the best confidence rises by this much", "0.1"),
+        Key("suppress_after", "a box at the same place in this many events is suppressed (0 = never)", "5"),
+        Key("suppress_iou", "overlap (IoU) that makes two boxes 'the same place' (0.3..1)", "0.8"),
+    ]
+}
 SHORTHANDS = {f"threshold.{c}": (f"threshold.{c}.day", f"threshold.{c}.night") for c in ALL_CATEGORIES}
 
 
@@ -197,8 +209,16 @@ def to_flat(rules: Rules) -> dict[str, Any]:
         out[f"threshold.{c}.day"] = t.day
         out[f"threshold.{c}.night"] = t.night
     out["active_hours"] = ",".join(str(w) for w in rules.active_hours) or "always"
-    for name in ("min_box_area", "burst_gap_s", "cooldown_s", "confirm_photos", "confirm_factor",
-                 "update_conf_step", "suppress_after", "suppress_iou"):
+    for name in (
+        "min_box_area",
+        "burst_gap_s",
+        "cooldown_s",
+        "confirm_photos",
+        "confirm_factor",
+        "update_conf_step",
+        "suppress_after",
+        "suppress_iou",
+    ):
         out[name] = getattr(rules, name)
     return out
 
@@ -278,8 +298,9 @@ def _typed(key: str, raw: str) -> Any:
     return number
 
 
-def apply_assignments(layer: dict[str, Any], assignments: dict[str, Any | None],
-                      below: dict[str, Any] | None = None) -> dict[str, Any]:
+def apply_assignments(
+    layer: dict[str, Any], assignments: dict[str, Any | None], below: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The layer after ``assignments`` (None removes a key); the result, overlaid on ``below`` (the layers
     under it), must give valid rules, else RulesError names the key."""
     new = dict(layer)
@@ -321,23 +342,38 @@ class PhotoAssessment:
     reasons: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"active": self.active, "night": self.night, "ratio": round(self.ratio, 4),
-                "passes": self.passes, "weak": self.weak, "seen": self.seen,
-                "ratios": {k: round(v, 4) for k, v in self.ratios.items()}, "reasons": self.reasons}
+        return {
+            "active": self.active,
+            "night": self.night,
+            "ratio": round(self.ratio, 4),
+            "passes": self.passes,
+            "weak": self.weak,
+            "seen": self.seen,
+            "ratios": {k: round(v, 4) for k, v in self.ratios.items()},
+            "reasons": self.reasons,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> PhotoAssessment:
         data = data or {}
-        return cls(active=bool(data.get("active", True)), night=bool(data.get("night", False)),
-                   ratio=float(data.get("ratio", 0.0)), passes=bool(data.get("passes", False)),
-                   weak=bool(data.get("weak", False)), seen=dict(data.get("seen") or {}),
-                   ratios=dict(data.get("ratios") or {}), reasons=list(data.get("reasons") or []))
+        return cls(
+            active=bool(data.get("active", True)),
+            night=bool(data.get("night", False)),
+            ratio=float(data.get("ratio", 0.0)),
+            passes=bool(data.get("passes", False)),
+            weak=bool(data.get("weak", False)),
+            seen=dict(data.get("seen") or {}),
+            ratios=dict(data.get("ratios") or {}),
+            reasons=list(data.get("reasons") or []),
+        )
 
 
 _RATIO_CAP = 1000.0
 
 
-def assess_photo(detections: list[Det], rules: Rules, *, night: bool, local_time: time | None) -> PhotoAssessment:
+def assess_photo(
+    detections: list[Det], rules: Rules, *, night: bool, local_time: time | None
+) -> PhotoAssessment:
     """Judge one photo's detections against the rules (see the module docstring)."""
     active = rules.is_active(local_time)
     out = PhotoAssessment(active=active, night=night)
@@ -369,12 +405,16 @@ def assess_photo(detections: list[Det], rules: Rules, *, night: bool, local_time
         if not detections:
             out.reasons.append("no detection")
         elif out.ratios:
-            out.reasons.append(f"below threshold (best {out.ratio:.2f} of the {'night' if night else 'day'} "
-                               "threshold)")
+            out.reasons.append(
+                f"below threshold (best {out.ratio:.2f} of the {'night' if night else 'day'} threshold)"
+            )
         for what, n in ignored.items():
             if n:
-                out.reasons.append({"category": f"{n} detection(s) of a category that does not alert",
-                                    "small": f"{n} box(es) smaller than min_box_area",
-                                    "suppressed": f"{n} box(es) inside a suppressed static false positive",
-                                    }[what])
+                out.reasons.append(
+                    {
+                        "category": f"{n} detection(s) of a category that does not alert",
+                        "small": f"{n} box(es) smaller than min_box_area",
+                        "suppressed": f"{n} box(es) inside a suppressed static false positive",
+                    }[what]
+                )
     return out

@@ -54,8 +54,9 @@ class Observation:
     newly_suppressed: list[StaticBox]
 
 
-def observe(boxes: list[StaticBox], candidates: list[Det], *, event_id: int, at: datetime,
-            rules: Rules) -> Observation:
+def observe(
+    boxes: list[StaticBox], candidates: list[Det], *, event_id: int, at: datetime, rules: Rules
+) -> Observation:
     current: list[StaticBox] = list(boxes)
     changed: dict[int, StaticBox] = {}  # position in `current` -> updated box
     matched: dict[int, StaticBox] = {}
@@ -75,8 +76,14 @@ def observe(boxes: list[StaticBox], candidates: list[Det], *, event_id: int, at:
             continue
         box = current[best_pos]
         count = box.event_count + (1 if box.last_event_id != event_id else 0)
-        box = replace(box, event_count=count, last_event_id=event_id, max_conf=max(box.max_conf, det.conf),
-                      last_seen_at=max(box.last_seen_at, at), first_seen_at=min(box.first_seen_at, at))
+        box = replace(
+            box,
+            event_count=count,
+            last_event_id=event_id,
+            max_conf=max(box.max_conf, det.conf),
+            last_seen_at=max(box.last_seen_at, at),
+            first_seen_at=min(box.first_seen_at, at),
+        )
         box = _maybe_suppress(box, rules, newly)
         current[best_pos] = box
         changed[best_pos] = box
@@ -88,9 +95,11 @@ def _maybe_suppress(box: StaticBox, rules: Rules, newly: list[StaticBox]) -> Sta
     if box.status != "watching" or rules.suppress_after <= 0 or box.event_count < rules.suppress_after:
         return box
     x, y, w, h = box.bbox
-    reason = (f"{CATEGORY_NAMES.get(box.category, box.category)} box at x={x:.2f} y={y:.2f} w={w:.2f} "
-              f"h={h:.2f} seen at the same place (IoU >= {rules.suppress_iou:g}) in {box.event_count} "
-              f"distinct events since {box.first_seen_at:%Y-%m-%d %H:%M} UTC (max conf {box.max_conf:.2f})")
+    reason = (
+        f"{CATEGORY_NAMES.get(box.category, box.category)} box at x={x:.2f} y={y:.2f} w={w:.2f} "
+        f"h={h:.2f} seen at the same place (IoU >= {rules.suppress_iou:g}) in {box.event_count} "
+        f"distinct events since {box.first_seen_at:%Y-%m-%d %H:%M} UTC (max conf {box.max_conf:.2f})"
+    )
     box = replace(box, status="suppressed", reason=reason)
     newly.append(box)
     return box

@@ -9,7 +9,8 @@ Steps, each safe to repeat (delivery is at least once):
    bounded budget; a service that stays down raises, so the host retries the message and finally poisons
    it; an image the detector cannot read is recorded as ``failed`` and the message completes);
 3. one transaction, under a row lock on the camera: store the detections, apply the rules, the event
-   (burst), static false positives and the alert decision (functions/domain/, functions/adapters/alerts_repo.py);
+   (burst), static false positives and the alert decision (functions/domain/,
+   functions/adapters/alerts_repo.py);
 4. after the commit, the outbox: one SendAlert per alert version not yet enqueued (reason ``new`` for the
    first, ``update`` after). If the enqueue fails the message fails and its retry enqueues it.
 """
@@ -44,12 +45,19 @@ def handle(msg: ProcessImage, svc) -> Decision | None:
     if image["status"] == "stored":
         blob_name = image["blob_name"] or msg.blob_name
         data = svc.storage.get_blob(names.IMAGES_CONTAINER, blob_name)
-        score = svc.scoring.detect(data, filename=image["filename"] or blob_name.rsplit("/", 1)[-1],
-                                   content_type=image["content_type"] or "image/jpeg")
+        score = svc.scoring.detect(
+            data,
+            filename=image["filename"] or blob_name.rsplit("/", 1)[-1],
+            content_type=image["content_type"] or "image/jpeg",
+        )
         if score.permanent_failure:
             if repo.mark_failed(msg.image_id, score):
-                log.warning("image %s cannot be scored: %s", msg.image_id, score.failure,
-                            extra={"image_id": msg.image_id})
+                log.warning(
+                    "image %s cannot be scored: %s",
+                    msg.image_id,
+                    score.failure,
+                    extra={"image_id": msg.image_id},
+                )
             return None
     decision = repo.record_and_decide(msg.image_id, camera_id, score)
     flush_outbox(repo, svc, camera_id, str(msg.correlation_id))
@@ -68,6 +76,12 @@ def flush_outbox(repo: AlertsRepository, svc, camera_id: int, correlation_id: st
         done = repo.enqueue_pending(alert_id, send, correlation_id)
         if done is not None:
             sent += 1
-            log.info("alert %s version %s enqueued on %s (%s)", alert_id, done[0], names.SEND_ALERT_QUEUE, done[1],
-                     extra={"alert_id": alert_id})
+            log.info(
+                "alert %s version %s enqueued on %s (%s)",
+                alert_id,
+                done[0],
+                names.SEND_ALERT_QUEUE,
+                done[1],
+                extra={"alert_id": alert_id},
+            )
     return sent

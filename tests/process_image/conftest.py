@@ -17,8 +17,13 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def scoring_url(tiny_model):
-    with run_scoring_service({"SCORING_MODEL_PATH": str(tiny_model), "SCORING_MODEL_VERSION": "v5a-tiny",
-                              "SCORING_OUTPUT_THRESHOLD": "0.05"}) as url:
+    with run_scoring_service(
+        {
+            "SCORING_MODEL_PATH": str(tiny_model),
+            "SCORING_MODEL_VERSION": "v5a-tiny",
+            "SCORING_OUTPUT_THRESHOLD": "0.05",
+        }
+    ) as url:
         yield url
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -21,7 +21,7 @@ from functions.domain.rules import (
     to_flat,
 )
 
-T0 = datetime(2026, 11, 21, 20, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 BOX = (0.2, 0.2, 0.3, 0.4)
 
 
@@ -75,22 +75,28 @@ def test_camera_override_wins_over_park_and_defaults():
     assert flat["cooldown_s"] == 0 and flat["categories"] == "person,vehicle"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("threshold.person.day=1.5", "less than or equal to 1"),
-    ("categories=person,elephant", "unknown category 'elephant'"),
-    ("active_hours=25:00-06:00", "hours are 00..23"),
-    ("colour=red", "unknown rule key 'colour'"),
-    ("cooldown_s=soon", "is not a number"),
-    ("confirm_photos=2.5", "whole number"),
-    ("no-equals-sign", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("threshold.person.day=1.5", "less than or equal to 1"),
+        ("categories=person,elephant", "unknown category 'elephant'"),
+        ("active_hours=25:00-06:00", "hours are 00..23"),
+        ("colour=red", "unknown rule key 'colour'"),
+        ("cooldown_s=soon", "is not a number"),
+        ("confirm_photos=2.5", "whole number"),
+        ("no-equals-sign", "expected key=value"),
+    ],
+)
 def test_invalid_assignments_name_the_key(text, message):
     with pytest.raises(RulesError, match=message):
         apply_assignments({}, parse_assignment(text))
 
 
 def test_assignment_shorthand_and_removal():
-    assert parse_assignment("threshold.person=0.7") == {"threshold.person.day": 0.7, "threshold.person.night": 0.7}
+    assert parse_assignment("threshold.person=0.7") == {
+        "threshold.person.day": 0.7,
+        "threshold.person.night": 0.7,
+    }
     layer = apply_assignments({"cooldown_s": 5}, parse_assignment("cooldown_s="))
     assert layer == {}
 
@@ -108,8 +114,14 @@ def test_bursts_group_by_gap_and_bridges_merge():
 
 
 def _photo(i, ratio, conf, seconds=0, passes=None, active=True):
-    a = PhotoAssessment(active=active, night=False, ratio=ratio, passes=ratio >= 1 if passes is None else passes,
-                        weak=ratio >= 0.75, seen={"person": conf} if ratio >= 0.75 else {})
+    a = PhotoAssessment(
+        active=active,
+        night=False,
+        ratio=ratio,
+        passes=ratio >= 1 if passes is None else passes,
+        weak=ratio >= 0.75,
+        seen={"person": conf} if ratio >= 0.75 else {},
+    )
     return ev.PhotoRecord(i, T0 + timedelta(seconds=seconds), a)
 
 
@@ -128,7 +140,9 @@ def test_decide_open_join_in_cooldown_and_refresh():
     s = ev.summarize([_photo(1, 1.5, 0.9, 400)], r)
     assert ev.decide_event(s, None, None, r).action == "open"
     recent = ev.AlertState(5, 1, ("person",), 0.9, T0, T0 + timedelta(seconds=200))
-    assert ev.decide_event(s, None, recent, r) == ev.EventDecision("join", 5, ev.decide_event(s, None, recent, r).reason)
+    assert ev.decide_event(s, None, recent, r) == ev.EventDecision(
+        "join", 5, ev.decide_event(s, None, recent, r).reason
+    )
     far = ev.summarize([_photo(1, 1.5, 0.9, 600)], r)
     assert ev.decide_event(far, None, recent, r).action == "open"
     assert ev.decide_event(s, recent, None, r).action == "refresh"
@@ -141,10 +155,12 @@ def test_updates_worth_telling():
     old = ev.AlertState(1, 1, ("person",), 0.7, T0, T0)
     same = ev.Summary(categories=["person"], max_conf=0.75)
     assert ev.worth_telling(old, same, r, joined_event=False) is None
-    assert "confidence rose" in ev.worth_telling(old, ev.Summary(categories=["person"], max_conf=0.8), r,
-                                                 joined_event=False)
-    assert "vehicle" in ev.worth_telling(old, ev.Summary(categories=["person", "vehicle"], max_conf=0.7), r,
-                                         joined_event=False)
+    assert "confidence rose" in ev.worth_telling(
+        old, ev.Summary(categories=["person"], max_conf=0.8), r, joined_event=False
+    )
+    assert "vehicle" in ev.worth_telling(
+        old, ev.Summary(categories=["person", "vehicle"], max_conf=0.7), r, joined_event=False
+    )
     assert ev.worth_telling(old, same, r, joined_event=True)
 
 
@@ -159,7 +175,7 @@ def test_static_box_is_suppressed_after_n_distinct_events_not_photos():
     r = effective_rules({"suppress_after": 3})
     boxes: list[sup.StaticBox] = []
     # ten photos of one event count once
-    for k in range(10):
+    for _ in range(10):
         obs = sup.observe(boxes, [person(0.9)], event_id=1, at=T0, rules=r)
         boxes = _apply(boxes, obs)
     assert len(boxes) == 1 and boxes[0].event_count == 1

@@ -4,9 +4,8 @@ poison after maxDequeueCount, replay), and an unreadable image that completes wi
 
 from __future__ import annotations
 
-import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +16,7 @@ from tests.support.host import wait_until
 from tests.support.scoring_process import free_port, run_scoring_service
 from tests.support.tiny_models import make_detection_image
 
-T0 = datetime(2026, 11, 21, 20, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 FAST = {"visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200"}
 
 
@@ -30,18 +29,28 @@ def test_bursts_from_two_cameras_in_the_host(svc, host_factory, scoring_url):
     park_id = make_park(svc.db)
     cams = [make_camera(svc.db, park_id, "gate-3"), make_camera(svc.db, park_id, "river-1")]
     jpeg = make_detection_image("2", 0.9, (0.3, 0.3, 0.2, 0.4))
-    msgs = [add_image(svc.db, svc.storage, park_id, cam, jpeg, T0 + timedelta(seconds=3 * i))
-            for i in range(10) for cam in cams]
+    msgs = [
+        add_image(svc.db, svc.storage, park_id, cam, jpeg, T0 + timedelta(seconds=3 * i))
+        for i in range(10)
+        for cam in cams
+    ]
     for m in msgs:  # all at once: the host runs up to 16 in parallel
         svc.storage.enqueue(names.PROCESS_IMAGE_QUEUE, m)
     wait_until(lambda: _decided(svc.db) == 20, timeout_s=60, message="20 photos decided")
     rows = svc.db.fetchall("SELECT id, camera_id, image_count, version FROM alerts ORDER BY camera_id")
     assert [(r["camera_id"], r["image_count"]) for r in rows] == [(cams[0], 10), (cams[1], 10)]
-    wait_until(lambda: svc.db.fetchone("SELECT count(*) AS n FROM alert_notifications")["n"] == 2, timeout_s=10,
-               message="two send-alert messages")
+    wait_until(
+        lambda: svc.db.fetchone("SELECT count(*) AS n FROM alert_notifications")["n"] == 2,
+        timeout_s=10,
+        message="two send-alert messages",
+    )
     notes = svc.db.fetchall("SELECT alert_id, version, reason FROM alert_notifications ORDER BY alert_id")
-    assert [(n["alert_id"], n["version"], n["reason"]) for n in notes] == sorted((r["id"], 1, "new") for r in rows)
-    assert svc.db.fetchone("SELECT count(*) AS n FROM message_failures WHERE queue = 'process-image'")["n"] == 0
+    assert [(n["alert_id"], n["version"], n["reason"]) for n in notes] == sorted(
+        (r["id"], 1, "new") for r in rows
+    )
+    assert (
+        svc.db.fetchone("SELECT count(*) AS n FROM message_failures WHERE queue = 'process-image'")["n"] == 0
+    )
 
 
 def test_client_retries_until_the_service_is_ready():
@@ -67,8 +76,12 @@ def test_client_gives_up_within_its_budget():
 
 def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
     port = free_port()
-    host_factory(host_json=FAST | {"maxDequeueCount": 2}, SCORING_URL=f"http://127.0.0.1:{port}",
-                 SCORING_RETRY_BUDGET_S="0.5", SCORING_BACKOFF_BASE_S="0.1")
+    host_factory(
+        host_json=FAST | {"maxDequeueCount": 2},
+        SCORING_URL=f"http://127.0.0.1:{port}",
+        SCORING_RETRY_BUDGET_S="0.5",
+        SCORING_BACKOFF_BASE_S="0.1",
+    )
     park_id = make_park(svc.db)
     cam = make_camera(svc.db, park_id, "gate-3")
     msg = add_image(svc.db, svc.storage, park_id, cam, make_detection_image("2", 0.9), T0)
@@ -80,8 +93,9 @@ def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
         return row["body"] if row else None
 
     body = wait_until(poisoned, timeout_s=30, message="the message in process-image-poison")
-    failures = svc.db.fetchall("SELECT dequeue_count, error FROM message_failures WHERE queue = 'process-image' "
-                               "ORDER BY id")
+    failures = svc.db.fetchall(
+        "SELECT dequeue_count, error FROM message_failures WHERE queue = 'process-image' ORDER BY id"
+    )
     assert [f["dequeue_count"] for f in failures] == [1, 2]
     assert all("ScoringUnavailable" in f["error"] for f in failures)
     assert svc.db.fetchone("SELECT status FROM images WHERE id = %s", (msg.image_id,))["status"] == "stored"
@@ -91,13 +105,23 @@ def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
         svc.storage.enqueue(names.PROCESS_IMAGE_QUEUE, body)
         bad = add_image(svc.db, svc.storage, park_id, cam, b"\xff\xd8 truncated", T0 + timedelta(hours=1))
         svc.storage.enqueue(names.PROCESS_IMAGE_QUEUE, bad)
-        wait_until(lambda: svc.db.fetchone("SELECT count(*) AS n FROM alert_notifications")["n"] == 1,
-                   timeout_s=30, message="the replayed photo's alert")
-        wait_until(lambda: svc.db.fetchone("SELECT status FROM images WHERE id = %s",
-                                           (bad.image_id,))["status"] == "failed", timeout_s=15,
-                   message="the unreadable photo marked failed")
+        wait_until(
+            lambda: svc.db.fetchone("SELECT count(*) AS n FROM alert_notifications")["n"] == 1,
+            timeout_s=30,
+            message="the replayed photo's alert",
+        )
+        wait_until(
+            lambda: (
+                svc.db.fetchone("SELECT status FROM images WHERE id = %s", (bad.image_id,))["status"]
+                == "failed"
+            ),
+            timeout_s=15,
+            message="the unreadable photo marked failed",
+        )
     row = svc.db.fetchone("SELECT status, model_name FROM images WHERE id = %s", (msg.image_id,))
     assert row == {"status": "scored", "model_name": "null"}
     time.sleep(0.5)
-    assert svc.db.fetchone("SELECT count(*) AS n FROM poison_records")["n"] == 1  # the bad photo did not poison
+    assert (
+        svc.db.fetchone("SELECT count(*) AS n FROM poison_records")["n"] == 1
+    )  # the bad photo did not poison
     assert svc.storage.queue_depth(names.PROCESS_IMAGE_QUEUE) == 0
