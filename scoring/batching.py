@@ -186,7 +186,7 @@ class Batcher:
         images = [item.image for item in batch]
         try:
             results: list = await loop.run_in_executor(self.executor, self.backend.detect, images)
-        except Exception as exc:  # isolate the culprit: rerun one by one
+        except Exception:  # isolate the culprit: rerun one by one
             log.exception("model call on a batch of %d failed", len(batch))
             results = []
             for image in images:
@@ -195,7 +195,6 @@ class Batcher:
                 except Exception as one_exc:  # noqa: BLE001 - reported per image
                     self.stats.inference_failures += 1
                     results.append(ImageFailure(INFERENCE_FAILED, f"{type(one_exc).__name__}: {one_exc}"))
-            del exc
         model_ms = (time.perf_counter() - started) * 1000.0
         size = len(batch)
         stats = self.stats
