@@ -313,6 +313,9 @@ def build_notice(
 ) -> AlertNotice:
     """The notice of ``alert``; ``defer(task)`` receives work that may run after (caching the photo)."""
     categories = list(dict.fromkeys(category_name(c) for c in alert["categories"] or []))
+    details = alert.get("details") or {}
+    if alert["kind"] == "health" and not categories and details.get("condition"):
+        categories = [f"camera health: {str(details['condition']).replace('_', ' ')}"]
     detections = []
     if alert["best_image_id"] is not None:
         detections = [
@@ -350,7 +353,7 @@ def build_notice(
         mean_conf=_conf(alert["mean_conf"]),
         image_count=max(0, alert["image_count"] or 0),
         started_at=started,
-        updated_at=_utc(alert["last_image_at"]),
+        updated_at=_utc(alert["alert_updated_at"] if alert["kind"] == "health" else alert["last_image_at"]),
         title=title,
         summary=_summary(alert, what, camera),
         map_url=map_url(camera.latitude, camera.longitude),
@@ -366,7 +369,12 @@ def build_notice(
 
 def _summary(alert: dict[str, Any], what: str, camera: CameraRef) -> str:
     if alert["kind"] == "health":
-        return str((alert.get("details") or {}).get("summary") or f"Camera {camera.name} needs attention.")
+        details = alert.get("details") or {}
+        if details.get("summary"):
+            return str(details["summary"])
+        if details.get("status") == "cleared":
+            return f"Camera {camera.name} is back to normal."
+        return f"Camera {camera.name} needs attention (a silent camera may have been stolen)."
     n = alert["image_count"] or 0
     return (
         f"{what.capitalize()} seen by camera {camera.name} with up to {_conf(alert['max_conf']):.0%} "

@@ -304,3 +304,32 @@ def test_zone_routing_and_disabled_channels(env, park, fakes):
 def test_unknown_alert_raises_for_retry(env):
     with pytest.raises(send_alert.AlertNotFound):
         send_alert.handle(SendAlert(alert_id=999999), env)
+
+
+def test_health_alert_and_its_clearing_reach_the_channels(env, park, fakes):
+    er, cm, sg = fakes
+    db = park["db"]
+    h.add_channel(db, park["park_id"], "rangers-email", "email", h.email_config(sg))
+    h.add_channel(db, park["park_id"], "er-main", "earthranger", h.er_config(er))
+    alert_id = db.fetchone(
+        "INSERT INTO alerts (park_id, camera_id, kind, started_at, last_image_at, title, details, "
+        "correlation_id) VALUES (%s, %s, 'health', now(), now(), 'Camera CT-07 Sabie drift went silent', "
+        '\'{"condition": "silent", "status": "raised"}\', gen_random_uuid()) RETURNING id',
+        (park["park_id"], park["camera_id"]),
+    )["id"]
+    send_alert.handle(SendAlert(alert_id=alert_id, reason="health"), env)
+    (event,) = er.events.values()
+    assert event["title"] == "Camera CT-07 Sabie drift went silent" and event["priority"] == 200
+    assert event["event_details"]["categories"] == "camera health: silent" and not event["files"]
+    assert "went silent" in next(c["value"] for c in sg.messages[0]["content"] if c["type"] == "text/plain")
+    db.execute(
+        "UPDATE alerts SET version = 2, title = 'Camera CT-07 Sabie drift: back to normal', "
+        "details = details || '{\"status\": \"cleared\"}', updated_at = now() + interval '1 min' "
+        "WHERE id = %s",
+        (alert_id,),
+    )
+    send_alert.handle(SendAlert(alert_id=alert_id, version=2, reason="health_cleared"), env)
+    assert len(er.events) == 1 and len(event["notes"]) == 1
+    assert len(sg.messages) == 2 and "back to normal" in sg.messages[1]["subject"] + str(
+        sg.messages[1]["content"]
+    )
