@@ -143,7 +143,14 @@ def _raise(svc, row: dict[str, Any], finding: Finding) -> bool:
                 row["id"],
                 row.get("last_seen_at"),
                 finding.title,
-                json.dumps({"condition": finding.condition, "status": "raised", **finding.details}),
+                json.dumps(
+                    {
+                        "condition": finding.condition,
+                        "status": "raised",
+                        "summary": finding.title,
+                        **finding.details,
+                    }
+                ),
                 str(cid),
             ),
         )
@@ -186,6 +193,7 @@ def _clear(svc, row: dict[str, Any], finding: Finding) -> bool:
                     json.dumps(
                         {
                             "status": "cleared",
+                            "summary": title,
                             "cleared_at": datetime.now(UTC).isoformat(),
                             "now": finding.details,
                         }

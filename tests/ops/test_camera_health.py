@@ -72,6 +72,7 @@ def test_silent_camera_raises_exactly_one_alert_and_clears_when_it_is_back(svc, 
     ]
     alert = health_alerts(db)[0]
     assert alert["version"] == 2 and alert["details"]["status"] == "cleared"
+    assert alert["details"]["summary"] == alert["title"] and "back to normal" in alert["title"]
     assert len(health_alerts(db)) == 1
     assert camera_health.current(db) == []
 
@@ -159,3 +160,27 @@ def test_evaluate_thresholds():
     f = evaluate(report, NOW)
     assert f["silent"].active and f["low_battery"].active and f["clock_skew"].active
     assert "ahead" in f["clock_skew"].title
+
+
+def test_health_alert_reaches_the_parks_channel_through_send_alert(svc, camera, db, monkeypatch):
+    """The contract with send-alert: an alerts row kind='health' + SendAlert(reason='health'|'health_cleared')."""
+    from functions.handlers import send_alert
+    from tests.fakes.webhook import FakeWebhookReceiver
+
+    monkeypatch.setenv("HEALTH_HOOK_SECRET_TEST", "s3cret-value")
+    with FakeWebhookReceiver(secret="s3cret-value") as hook:
+        db.execute(
+            "INSERT INTO channels (park_id, name, kind, config) VALUES (%s, 'hook', 'webhook', %s)",
+            (camera["park_id"], json.dumps({"url": hook.url, "secret_setting": "HEALTH_HOOK_SECRET_TEST"})),
+        )
+        delivered = 0
+        for _ in range(2):  # silent, then back: send-alert runs after each timer run
+            camera_health.handle(None, svc)
+            camera_health.handle(None, svc)
+            for msg in send_alerts(svc.storage)[delivered:]:
+                send_alert.handle(msg, svc)
+                delivered += 1
+            db.execute("UPDATE cameras SET last_seen_at = now()")
+        events = [(d["event"], d["notice"]["kind"], d["notice"]["title"]) for d in hook.deliveries]
+    assert len(events) == 2 and {e[1] for e in events} == {"health"}
+    assert "silent" in events[0][2] and "back to normal" in events[1][2]
