@@ -163,7 +163,7 @@ def test_evaluate_thresholds():
 
 
 def test_health_alert_reaches_the_parks_channel_through_send_alert(svc, camera, db, monkeypatch):
-    """The contract with send-alert: an alerts row kind='health' + SendAlert(reason='health'|'health_cleared')."""
+    """The contract with send-alert: an alerts row kind=health + SendAlert(reason health|health_cleared)."""
     from functions.handlers import send_alert
     from tests.fakes.webhook import FakeWebhookReceiver
 
