@@ -96,13 +96,21 @@ class InboundRepository:
             return []
         return self.db.fetchall("SELECT * FROM parks WHERE inbound_address = ANY(%s)", (addresses,))
 
-    def candidate_cameras(self, senders: list[str], park_ids: list[int]) -> list[dict[str, Any]]:
-        """Cameras with one of ``senders`` as a sender address, and every camera of ``park_ids``."""
-        return self.db.fetchall(
-            """SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone
-               FROM cameras c JOIN parks p ON p.id = c.park_id
-               WHERE c.sender_addresses && %s::text[] OR c.park_id = ANY(%s)
-               ORDER BY c.id""", (senders, park_ids))
+    def identification_data(self, recipients: list[str], senders: list[str]) -> tuple[list[dict], list[dict]]:
+        """In one transaction: the parks reached through ``recipients`` (their inbound addresses), and the
+        candidate cameras: those with one of ``senders`` as a sender address and every camera of those parks
+        (each with its park's row, for time zone and SPF/DKIM requirements)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT * FROM parks WHERE inbound_address = ANY(%s)", (recipients,))
+            parks = [dict(r) for r in cur.fetchall()]
+            cur.execute(
+                """SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone,
+                          to_jsonb(p) AS park_row
+                   FROM cameras c JOIN parks p ON p.id = c.park_id
+                   WHERE c.sender_addresses && %s::text[] OR c.park_id = ANY(%s)
+                   ORDER BY c.id""", (senders, [p["id"] for p in parks]))
+            cameras = [dict(r) for r in cur.fetchall()]
+        return parks, cameras
 
     def park(self, park_id: int) -> dict[str, Any] | None:
         return self.db.fetchone("SELECT * FROM parks WHERE id = %s", (park_id,))
@@ -123,8 +131,9 @@ class InboundRepository:
                       size_bytes, raw_blob, correlation_id
                FROM inbound_emails WHERE status = 'quarantined' ORDER BY received_at DESC LIMIT %s""", (limit,))
 
-    def record(self, email: EmailRecord, images: list[ImageRecord]) -> tuple[int, bool]:
-        """Insert the email and its images in one transaction; (id, False) when the email was there."""
+    def record(self, email: EmailRecord, images: list[ImageRecord]) -> tuple[int, bool, list[int]]:
+        """Insert the email and its images in one transaction: (id, created, ids of the stored images);
+        created is False (and nothing is written) when the email was there."""
         with self.db.transaction() as cur:
             cols = ", ".join(_EMAIL_COLUMNS)
             marks = ", ".join(["%s"] * len(_EMAIL_COLUMNS))
@@ -134,13 +143,13 @@ class InboundRepository:
             row = cur.fetchone()
             if row is None:
                 cur.execute("SELECT id FROM inbound_emails WHERE dedupe_key = %s", (email.dedupe_key,))
-                return int(cur.fetchone()["id"]), False
+                return int(cur.fetchone()["id"]), False, []
             email_id = int(row["id"])
-            self._insert_images(cur, email_id, images)
+            stored = self._insert_images(cur, email_id, images)
             if email.camera_id is not None:
                 cur.execute("UPDATE cameras SET last_seen_at = GREATEST(COALESCE(last_seen_at, now()), now()) "
                             "WHERE id = %s", (email.camera_id,))
-            return email_id, True
+            return email_id, True, stored
 
     def release(self, email_id: int, park_id: int, camera_id: int, images: list[ImageRecord],
                 status: str, reason: str | None, meta: dict) -> None:
@@ -154,31 +163,43 @@ class InboundRepository:
                         (status, reason, park_id, camera_id, json.dumps(meta, default=str), email_id))
 
     @staticmethod
-    def _insert_images(cur, email_id: int, images: list[ImageRecord]) -> None:
+    def _insert_images(cur, email_id: int, images: list[ImageRecord]) -> list[int]:
         cols = ", ".join(("email_id",) + _IMAGE_COLUMNS)
         marks = ", ".join(["%s"] * (len(_IMAGE_COLUMNS) + 1))
+        stored = []
         for img in images:
             cur.execute(f"INSERT INTO images ({cols}) VALUES ({marks}) "
-                        "ON CONFLICT (email_id, attachment_index) DO NOTHING",
+                        "ON CONFLICT (email_id, attachment_index) DO NOTHING RETURNING id",
                         [email_id] + [_value(img, c) for c in _IMAGE_COLUMNS])
+            row = cur.fetchone()
+            if row is not None and img.status == "stored":
+                stored.append(int(row["id"]))
+        return stored
 
     # -- queue bookkeeping -----------------------------------------------------------------------
-    def enqueue_pending(self, email_id: int, send: Callable[[dict[str, Any]], str]) -> int:
+    def enqueue_pending(self, email_id: int, send: Callable[[dict[str, Any]], str],
+                        image_ids: list[int] | None = None) -> int:
         """Send the process-image message of each stored image of the email that has none yet, one image
-        per transaction: an outage half-way keeps what was sent, and the retry sends only the rest."""
+        per transaction: an outage half-way keeps what was sent, and the retry sends only the rest.
+        ``image_ids``: the email's stored images when the caller knows them (saves a query)."""
+        if image_ids is None:
+            image_ids = [r["id"] for r in self.db.fetchall(
+                "SELECT id FROM images WHERE email_id = %s AND status = 'stored' AND enqueued_at IS NULL "
+                "ORDER BY attachment_index", (email_id,))]
         sent = 0
-        while True:
+        for image_id in image_ids:
             with self.db.transaction() as cur:
                 cur.execute("""SELECT id, blob_name, park_id, camera_id, correlation_id FROM images
-                               WHERE email_id = %s AND status = 'stored' AND enqueued_at IS NULL
-                               ORDER BY attachment_index LIMIT 1 FOR UPDATE SKIP LOCKED""", (email_id,))
+                               WHERE id = %s AND status = 'stored' AND enqueued_at IS NULL
+                               FOR UPDATE SKIP LOCKED""", (image_id,))
                 row = cur.fetchone()
-                if row is None:
-                    return sent
+                if row is None:  # sent already, or being sent by a concurrent delivery of the same email
+                    continue
                 message_id = send(dict(row))
                 cur.execute("UPDATE images SET enqueued_at = now(), queue_message_id = %s WHERE id = %s",
                             (message_id, row["id"]))
                 sent += 1
+        return sent
 
     def queued_count(self, email_id: int) -> int:
         row = self.db.fetchone("SELECT count(*) AS n FROM images WHERE email_id = %s AND enqueued_at IS NOT NULL",

@@ -98,11 +98,10 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
     record = _email_record(email, key, cid, raw_blob, len(body), content_type)
     images: list[ImageRecord] = []
 
-    parks = repo.parks_for_addresses(recipients_of(email)[0])
-    cameras = repo.candidate_cameras(senders_of(email), [p["id"] for p in parks])
+    parks, cameras = repo.identification_data(recipients_of(email)[0], senders_of(email))
     ident = identify(email, parks, cameras, _patterns(settings.inbound_camera_patterns))
     if ident.camera is not None and ident.park is None:
-        ident.park = repo.park(ident.camera["park_id"])
+        ident.park = ident.camera["park_row"]
     record.meta.update({"identified_by": ident.method, "brand": ident.brand, "ids": ident.ids[:10]})
     if ident.camera is not None:
         record.camera_id, record.park_id = ident.camera["id"], ident.camera["park_id"]
@@ -120,10 +119,11 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
             images = process_images(email, ident.camera, ident.park, svc, cid, received_at)
             record.status, record.reason = _email_status(email, images)
 
-    email_id, created = repo.record(record, images)
+    email_id, created, stored_ids = repo.record(record, images)
     if not created:  # a concurrent delivery of the same email got there first
         return _duplicate(repo, svc, repo.email(email_id))
-    queued = repo.enqueue_pending(email_id, lambda row: _send(svc, row)) if record.status == "accepted" else 0
+    queued = repo.enqueue_pending(email_id, lambda row: _send(svc, row), stored_ids) \
+        if record.status == "accepted" else 0
     outcome = Outcome(record.status, cid, email_id, record.reason,
                       sum(1 for i in images if i.status == "stored"), queued,
                       [{"index": i.attachment_index, "status": i.status, "reason": i.reason,
@@ -157,7 +157,7 @@ def _record_unparsed(repo: InboundRepository, svc, body: bytes, sha: str, conten
     record = EmailRecord(dedupe_key=key, mode="unknown", status="rejected", reason=reason, correlation_id=cid,
                          raw_blob=raw_blob, size_bytes=len(body),
                          meta={"content_type": (content_type or "")[:200]})
-    email_id, _ = repo.record(record, [])
+    email_id, _, _ = repo.record(record, [])
     log.warning("inbound POST rejected: %s", reason, extra={"email_id": email_id, "reason": reason})
     return Outcome("rejected", cid, email_id, reason)
 

@@ -122,9 +122,9 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(timezone.utc)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def webhook_host(azurite, database_url, tmp_path_factory):
-    """A local Functions host serving the real process-email function (module-wide, to stay fast)."""
+    """A local Functions host serving the real process-email function (one per test run, to stay fast)."""
     tmp = tmp_path_factory.mktemp("webhook-host")
     host = HostProcess(script_root=WEBHOOK_APP, env=host_env(azurite.connection_string, database_url),
                        port=free_port(), log_path=tmp / "host.log",
