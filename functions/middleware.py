@@ -15,6 +15,7 @@ from typing import TypeVar
 import azure.functions as func
 
 from .bootstrap import Services, services
+from .ops import metrics
 from .messages import InvalidMessage, QueueMessageModel, parse_message
 from .telemetry import correlation
 
@@ -45,6 +46,7 @@ def run_queue_handler(queue: str, msg: func.QueueMessage, model: type[M],
 def record_failure(svc: Services, queue: str, msg: func.QueueMessage, exc: BaseException,
                    correlation_id: str | None) -> None:
     """Best effort: the database may be the thing that is down."""
+    metrics.handler_failed(queue)
     try:
         svc.db.execute(
             "INSERT INTO message_failures (queue, message_id, dequeue_count, error, correlation_id) "
@@ -56,6 +58,7 @@ def record_failure(svc: Services, queue: str, msg: func.QueueMessage, exc: BaseE
 
 
 def record_invalid(svc: Services, queue: str, msg: func.QueueMessage, reason: str) -> None:
+    metrics.poison_recorded(queue, "invalid")
     body = msg.get_body().decode("utf-8", "replace")
     svc.db.execute(
         "INSERT INTO poison_records (queue, message_id, body, dequeue_count, inserted_at, last_error, status) "
