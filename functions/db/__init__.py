@@ -23,10 +23,15 @@ class DatabaseUnavailable(RuntimeError):
 class Database:
     """A pool of connections to one PostgreSQL database (psycopg2, RealDictCursor rows)."""
 
-    def __init__(self, url: str, max_connections: int = 8, connect_timeout_s: int = 5):
+    def __init__(self, url: str, max_connections: int = 8, connect_timeout_s: int = 5,
+                 pool_wait_s: float = 30.0):
         self.url = url
         self._max = max_connections
         self._connect_timeout_s = connect_timeout_s
+        # More threads than connections (the host runs up to batchSize + newBatchThreshold invocations per
+        # queue): a thread waits for a free connection instead of failing its message at once.
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._pool_wait_s = pool_wait_s
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._lock = threading.Lock()
 
@@ -43,6 +48,17 @@ class Database:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:
+        if not self._slots.acquire(timeout=self._pool_wait_s):
+            raise DatabaseUnavailable(f"no free database connection after {self._pool_wait_s:.0f} s "
+                                      f"({self._max} in use)")
+        try:
+            with self._connection() as conn:
+                yield conn
+        finally:
+            self._slots.release()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
         pool = self._get_pool()
         conn = None
         for attempt in range(3):
