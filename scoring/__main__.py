@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("SCORING_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SCORING_PORT", "8080")))
-    parser.add_argument("--check", action="store_true", help="load and warm up the model, print /v1/model, exit")
+    parser.add_argument(
+        "--check", action="store_true", help="load and warm up the model, print /v1/model, exit"
+    )
     args = parser.parse_args(argv)
 
     from scoring.errors import ModelLoadError
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scoring: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr,
+        level=settings.log_level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -41,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = create_backend(settings)
         if settings.resolved_backend() in ("frozen_graph", "saved_model") and not backend.model_path.exists():
-            raise ModelLoadError(f"model file {backend.model_path} does not exist; expected {backend.expected()}")
+            raise ModelLoadError(
+                f"model file {backend.model_path} does not exist; expected {backend.expected()}"
+            )
     except ModelLoadError as exc:
         print(f"scoring: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -64,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(settings, backend)
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False,
-        timeout_graceful_shutdown=10, log_config=None,
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        log_config=None,
     )
     server = uvicorn.Server(config)
     service = app.state.service

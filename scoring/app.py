@@ -11,10 +11,11 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -89,12 +90,19 @@ def _err(description: str) -> dict:
 
 _RETRY = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
 DETECT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": DetectResponse, "description": "MegaDetector output format; a bad image is a per-image failure"},
+    200: {
+        "model": DetectResponse,
+        "description": "MegaDetector output format; a bad image is a per-image failure",
+    },
     400: _err("bad request: malformed multipart body or no file part"),
     401: _err("missing or wrong X-API-Key (only when SCORING_API_KEY is set)"),
     413: _err("body larger than SCORING_MAX_BODY_BYTES, or more files than SCORING_MAX_FILES"),
     415: _err("raw body whose Content-Type is not an image (text/*, JSON, urlencoded form)"),
-    503: {"model": ErrorOut, "description": "not_ready (model loading) or overloaded (queue full)", "headers": _RETRY},
+    503: {
+        "model": ErrorOut,
+        "description": "not_ready (model loading) or overloaded (queue full)",
+        "headers": _RETRY,
+    },
 }
 
 
@@ -105,9 +113,14 @@ class Service:
         self.settings = settings
         self.backend = backend
         self.batcher = Batcher(
-            backend, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms, queue_limit=settings.queue_limit
+            backend,
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            queue_limit=settings.queue_limit,
         )
-        self.preprocess_pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="scoring-decode")
+        self.preprocess_pool = ThreadPoolExecutor(
+            settings.preprocess_threads, thread_name_prefix="scoring-decode"
+        )
         self.ready = False
         self.load_error: str | None = None
         self.load_task: asyncio.Task | None = None
@@ -132,7 +145,10 @@ class Service:
         self.ready = True
         log.info(
             "ready: backend=%s detector=%s version=%s (loaded and warmed up in %.1f s)",
-            self.backend.name, self.backend.detector, self.backend.detector_version, time.perf_counter() - started,
+            self.backend.name,
+            self.backend.detector,
+            self.backend.detector_version,
+            time.perf_counter() - started,
         )
 
     async def stop(self) -> None:
@@ -156,7 +172,9 @@ class Service:
 
             async def decode(name: str, data: bytes) -> PreparedImage | ImageFailure:
                 try:
-                    return await loop.run_in_executor(self.preprocess_pool, prepare, data, name, self.settings)
+                    return await loop.run_in_executor(
+                        self.preprocess_pool, prepare, data, name, self.settings
+                    )
                 except ImageFailure as failure:
                     reservation.release(1)
                     return failure
@@ -172,45 +190,48 @@ class Service:
             decoded = await asyncio.gather(*(decode(name, data) for name, data in files))
             ready = [p for p in decoded if isinstance(p, PreparedImage)]
             scored = iter(await asyncio.gather(*(score(p) for p in ready)))
-            outcomes = [
-                (None, p) if isinstance(p, ImageFailure) else (p, next(scored)) for p in decoded
-            ]
+            outcomes = [(None, p) if isinstance(p, ImageFailure) else (p, next(scored)) for p in decoded]
 
         images = []
         decode = pre = queue = 0.0
         model_by_batch: dict[int, float] = {}
         largest = 0
-        for (name, _data), (prepared, outcome) in zip(files, outcomes):
+        for (name, _data), (prepared, outcome) in zip(files, outcomes, strict=False):
             if prepared is not None:
                 decode += prepared.decode_ms
                 pre += prepared.preprocess_ms
             if isinstance(outcome, ImageFailure):
-                images.append({
-                    "file": name, "detections": None,
-                    "night": prepared.night if prepared else None,
-                    "width": prepared.width if prepared else None,
-                    "height": prepared.height if prepared else None,
-                    "failure": outcome.failure,
-                })
+                images.append(
+                    {
+                        "file": name,
+                        "detections": None,
+                        "night": prepared.night if prepared else None,
+                        "width": prepared.width if prepared else None,
+                        "height": prepared.height if prepared else None,
+                        "failure": outcome.failure,
+                    }
+                )
                 continue
             queue = max(queue, outcome.queue_ms)
             model_by_batch[outcome.batch_id] = outcome.model_ms
             largest = max(largest, outcome.batch_size)
-            images.append({
-                "file": name,
-                "detections": [d.to_json() for d in outcome.detections],
-                "night": prepared.night,
-                "width": prepared.width,
-                "height": prepared.height,
-                "failure": None,
-            })
+            images.append(
+                {
+                    "file": name,
+                    "detections": [d.to_json() for d in outcome.detections],
+                    "night": prepared.night,
+                    "width": prepared.width,
+                    "height": prepared.height,
+                    "failure": None,
+                }
+            )
         backend = self.backend
         return {
             "info": {
                 "format_version": FORMAT_VERSION,
                 "detector": backend.detector,
                 "detector_version": backend.detector_version,
-                "detection_completion_time": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+                "detection_completion_time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 "detector_metadata": backend.detector_metadata(),
                 "timing_ms": {
                     "decode": round(decode, 3),
@@ -232,8 +253,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise RequestError(413, "body_too_large", f"body of {declared} bytes exceeds {limit} "
-                                   "(SCORING_MAX_BODY_BYTES)")
+                raise RequestError(
+                    413,
+                    "body_too_large",
+                    f"body of {declared} bytes exceeds {limit} (SCORING_MAX_BODY_BYTES)",
+                )
         except ValueError:
             raise RequestError(400, "bad_request", "malformed Content-Length") from None
     body = bytearray()
@@ -259,7 +283,9 @@ async def read_multipart(request: Request, body: bytes, max_files: int) -> list[
         form = await parser.parse()
     except MultiPartException as exc:
         if "too many files" in exc.message.lower():
-            raise RequestError(413, "too_many_files", f"more than {max_files} files (SCORING_MAX_FILES)") from None
+            raise RequestError(
+                413, "too_many_files", f"more than {max_files} files (SCORING_MAX_FILES)"
+            ) from None
         raise RequestError(400, "bad_multipart", f"malformed multipart body: {exc.message}") from None
     parts = []
     try:
@@ -307,15 +333,21 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
 
     @app.exception_handler(Unavailable)
     async def _unavailable(_request: Request, exc: Unavailable):
-        return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=503,
-                            headers={"Retry-After": str(exc.retry_after_s)})
+        return JSONResponse(
+            {"code": exc.code, "detail": exc.detail},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"], summary="Alive (the process answers)")
     async def healthz():
         return {"status": "ok"}
 
     @app.get(
-        "/readyz", response_model=HealthOut, tags=["health"], summary="Model loaded and warmed up",
+        "/readyz",
+        response_model=HealthOut,
+        tags=["health"],
+        summary="Model loaded and warmed up",
         responses={503: {"model": ErrorOut, "description": "not ready", "headers": _RETRY}},
     )
     async def readyz():
@@ -323,26 +355,37 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
         return {"status": "ready"}
 
     @app.get(
-        "/v1/model", response_model=ModelOut, tags=["detector"], summary="The loaded model",
-        dependencies=[Depends(check_api_key)], responses={401: DETECT_RESPONSES[401]},
+        "/v1/model",
+        response_model=ModelOut,
+        tags=["detector"],
+        summary="The loaded model",
+        dependencies=[Depends(check_api_key)],
+        responses={401: DETECT_RESPONSES[401]},
     )
     async def model():
         out = backend.describe()
         out["ready"] = service.ready
         out["stats"] = service.batcher.stats.as_dict() | {
-            "queued_images": service.batcher.admitted, "queue_limit": settings.queue_limit,
+            "queued_images": service.batcher.admitted,
+            "queue_limit": settings.queue_limit,
             "max_wait_ms": settings.max_wait_ms,
         }
         return out
 
     @app.post(
-        "/v1/detect", tags=["detector"], summary="Detect in one image", dependencies=[Depends(check_api_key)],
-        responses=DETECT_RESPONSES, openapi_extra=DETECT_BODY, response_class=JSONResponse,
+        "/v1/detect",
+        tags=["detector"],
+        summary="Detect in one image",
+        dependencies=[Depends(check_api_key)],
+        responses=DETECT_RESPONSES,
+        openapi_extra=DETECT_BODY,
+        response_class=JSONResponse,
     )
     async def detect(
         request: Request,
-        file: str | None = Query(None, description="name reported as images[0].file (default: the upload's "
-                                 "file name, or 'image')"),
+        file: str | None = Query(
+            None, description="name reported as images[0].file (default: the upload's file name, or 'image')"
+        ),
     ):
         service.require_ready()
         body = await read_body(request, settings.max_body_bytes)
@@ -350,20 +393,30 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
             parts = await read_multipart(request, body, 1)
             chosen = [p for p in parts if p[0] == "file"] or parts
             if not chosen:
-                raise RequestError(400, "no_file", "multipart body has no file part (send the image in field 'file')")
+                raise RequestError(
+                    400, "no_file", "multipart body has no file part (send the image in field 'file')"
+                )
             _field, filename, data = chosen[0]
             name = file or filename or "image"
         else:
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type.startswith("text/") or content_type in NOT_IMAGE_TYPES:
-                raise RequestError(415, "unsupported_media_type", f"Content-Type {content_type} is not an image; send "
-                                   "the image bytes (image/* or application/octet-stream) or multipart field 'file'")
+                raise RequestError(
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Type {content_type} is not an image; send "
+                    "the image bytes (image/* or application/octet-stream) or multipart field 'file'",
+                )
             data, name = body, file or "image"
         return JSONResponse(await service.detect([(name, data)]))
 
     @app.post(
-        "/v1/detect/batch", tags=["detector"], summary="Detect in several images",
-        dependencies=[Depends(check_api_key)], responses=DETECT_RESPONSES, openapi_extra=BATCH_BODY,
+        "/v1/detect/batch",
+        tags=["detector"],
+        summary="Detect in several images",
+        dependencies=[Depends(check_api_key)],
+        responses=DETECT_RESPONSES,
+        openapi_extra=BATCH_BODY,
         response_class=JSONResponse,
     )
     async def detect_batch(request: Request):

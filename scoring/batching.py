@@ -44,13 +44,13 @@ class _Item:
     image: np.ndarray
     future: asyncio.Future
     enqueued: float
-    reservation: "Reservation"
+    reservation: Reservation
 
 
 class Reservation:
     """Slots held by one request; each image releases its slot when it enters a model call or fails."""
 
-    def __init__(self, batcher: "Batcher", count: int):
+    def __init__(self, batcher: Batcher, count: int):
         self._batcher = batcher
         self.remaining = count
 
@@ -60,7 +60,7 @@ class Reservation:
             self.remaining -= count
             self._batcher._admitted -= count
 
-    def __enter__(self) -> "Reservation":
+    def __enter__(self) -> Reservation:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -191,7 +191,9 @@ class Batcher:
             results = []
             for image in images:
                 try:
-                    results.append((await loop.run_in_executor(self.executor, self.backend.detect, [image]))[0])
+                    results.append(
+                        (await loop.run_in_executor(self.executor, self.backend.detect, [image]))[0]
+                    )
                 except Exception as one_exc:  # noqa: BLE001 - reported per image
                     self.stats.inference_failures += 1
                     results.append(ImageFailure(INFERENCE_FAILED, f"{type(one_exc).__name__}: {one_exc}"))
@@ -203,17 +205,21 @@ class Batcher:
         stats.largest_batch = max(stats.largest_batch, size)
         stats.sizes[size] = stats.sizes.get(size, 0) + 1
         per_image = model_ms / size
-        stats.model_ms_per_image = per_image if stats.batches == 1 else 0.8 * stats.model_ms_per_image + 0.2 * per_image
-        for item, result in zip(batch, results):
+        stats.model_ms_per_image = (
+            per_image if stats.batches == 1 else 0.8 * stats.model_ms_per_image + 0.2 * per_image
+        )
+        for item, result in zip(batch, results, strict=False):
             if item.future.done():
                 continue
             if isinstance(result, Exception):
                 item.future.set_exception(result)
             else:
-                item.future.set_result(BatchResult(
-                    detections=result,
-                    queue_ms=(started - item.enqueued) * 1000.0,
-                    model_ms=model_ms,
-                    batch_size=size,
-                    batch_id=batch_id,
-                ))
+                item.future.set_result(
+                    BatchResult(
+                        detections=result,
+                        queue_ms=(started - item.enqueued) * 1000.0,
+                        model_ms=model_ms,
+                        batch_size=size,
+                        batch_id=batch_id,
+                    )
+                )

@@ -63,7 +63,9 @@ async def load(url: str, images: list[bytes], concurrency: int, requests: int) -
             for i in counter:
                 data = images[i % len(images)]
                 t0 = time.perf_counter()
-                r = await client.post(f"{url}/v1/detect", content=data, headers={"Content-Type": "image/jpeg"})
+                r = await client.post(
+                    f"{url}/v1/detect", content=data, headers={"Content-Type": "image/jpeg"}
+                )
                 elapsed = (time.perf_counter() - t0) * 1000
                 if r.status_code != 200:
                     errors["http_503" if r.status_code == 503 else "other"] += 1
@@ -89,7 +91,9 @@ async def load(url: str, images: list[bytes], concurrency: int, requests: int) -
         "p95_ms": round(percentile(latencies, 95), 1),
         "server_mean_ms": {k: mean(k) for k in ("decode", "preprocess", "queue", "model", "total")},
         "mean_batch_size": round(statistics.fmean(batch_sizes), 2) if batch_sizes else None,
-        "overhead_p50_ms": round(percentile([lat - s["model"] for lat, s in zip(latencies, server)], 50), 1),
+        "overhead_p50_ms": round(
+            percentile([lat - s["model"] for lat, s in zip(latencies, server, strict=False)], 50), 1
+        ),
     }
 
 
@@ -110,8 +114,13 @@ def cpu_s(pid: int) -> float:
 
 def tensorflow_baseline_rss_mb() -> float:
     code = "import os, psutil, tensorflow as tf; tf.constant(1); print(psutil.Process().memory_info().rss)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=120,
+    )
     return round(int(out.stdout.strip().splitlines()[-1]) / 2**20, 1)
 
 
@@ -123,15 +132,18 @@ def backend_configs(workdir: Path, with_standin: bool) -> dict[str, dict]:
         "null": {"SCORING_BACKEND": "null"},
         "hog": {},
         "frozen_graph (tiny)": {
-            "SCORING_MODEL_PATH": str(tiny_models.build_controlled_frozen_graph(workdir / "md_v4.1.0.pb"))},
+            "SCORING_MODEL_PATH": str(tiny_models.build_controlled_frozen_graph(workdir / "md_v4.1.0.pb"))
+        },
         "saved_model (tiny)": {
             "SCORING_BACKEND": "saved_model",
-            "SCORING_MODEL_PATH": str(tiny_models.build_controlled_saved_model(workdir / "saved_model"))},
+            "SCORING_MODEL_PATH": str(tiny_models.build_controlled_saved_model(workdir / "saved_model")),
+        },
     }
     if with_standin:
         configs["saved_model (conv stand-in)"] = {
             "SCORING_BACKEND": "saved_model",
-            "SCORING_MODEL_PATH": str(tiny_models.build_standin_saved_model(workdir / "standin"))}
+            "SCORING_MODEL_PATH": str(tiny_models.build_standin_saved_model(workdir / "standin")),
+        }
     return configs
 
 
@@ -141,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--batch", type=int, default=8, help="N, the dynamic batch size compared with 1")
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
-    parser.add_argument("--requests", type=int, default=64, help="requests per cell (at least 2x concurrency)")
+    parser.add_argument(
+        "--requests", type=int, default=64, help="requests per cell (at least 2x concurrency)"
+    )
     parser.add_argument("--no-standin", action="store_true", help="skip the convolutional stand-in")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -153,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     images = photo_like_jpegs()
     results: dict = {
         "command": "python -m scoring.bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "gpu": None},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "gpu": None,
+        },
         "image": {"size": [1920, 1080], "mean_jpeg_bytes": int(statistics.fmean(len(i) for i in images))},
         "rows": [],
     }
@@ -165,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             if wanted and not any(name.startswith(w) for w in wanted):
                 continue
             for batch in (1, args.batch):
-                full_env = env | {"SCORING_MAX_BATCH": str(batch), "SCORING_MAX_WAIT_MS": str(args.max_wait_ms),
-                                  "SCORING_QUEUE_LIMIT": str(max(64, 2 * max(concurrencies)))}
+                full_env = env | {
+                    "SCORING_MAX_BATCH": str(batch),
+                    "SCORING_MAX_WAIT_MS": str(args.max_wait_ms),
+                    "SCORING_QUEUE_LIMIT": str(max(64, 2 * max(concurrencies))),
+                }
                 with run_scoring_service(full_env, ready_timeout=300) as url:
                     info = httpx.get(f"{url}/v1/model").json()
                     if batch > 1 and not info["supports_batch"]:
@@ -176,13 +197,23 @@ def main(argv: list[str] | None = None) -> int:
                         cpu_before = cpu_s(url.pid)
                         row = asyncio.run(load(url, images, concurrency, max(args.requests, 2 * concurrency)))
                         cpu_ms = (cpu_s(url.pid) - cpu_before) * 1000 / max(1, row["ok"])
-                        row |= {"backend": name, "batch": batch, "concurrency": concurrency, "rss_mb": rss_mb(url.pid),
-                                "service_cpu_ms_per_image": round(cpu_ms, 1), "loadavg_1m": round(os.getloadavg()[0], 2)}
+                        row |= {
+                            "backend": name,
+                            "batch": batch,
+                            "concurrency": concurrency,
+                            "rss_mb": rss_mb(url.pid),
+                            "service_cpu_ms_per_image": round(cpu_ms, 1),
+                            "loadavg_1m": round(os.getloadavg()[0], 2),
+                        }
                         results["rows"].append(row)
-                        print(f"{name:28s} batch {batch:2d} conc {concurrency:2d}: {row['images_per_s']:7.2f} img/s "
-                              f"p50 {row['p50_ms']:8.1f} ms p95 {row['p95_ms']:8.1f} ms  mean batch "
-                              f"{row['mean_batch_size']}  cpu/img {row['service_cpu_ms_per_image']} ms  "
-                              f"rss {row['rss_mb']} MB  load {row['loadavg_1m']}", flush=True)
+                        print(
+                            f"{name:28s} batch {batch:2d} conc {concurrency:2d}: "
+                            f"{row['images_per_s']:7.2f} img/s "
+                            f"p50 {row['p50_ms']:8.1f} ms p95 {row['p95_ms']:8.1f} ms  mean batch "
+                            f"{row['mean_batch_size']}  cpu/img {row['service_cpu_ms_per_image']} ms  "
+                            f"rss {row['rss_mb']} MB  load {row['loadavg_1m']}",
+                            flush=True,
+                        )
     results["tensorflow_import_rss_mb"] = tensorflow_baseline_rss_mb()
     print()
     print(markdown_table(results))

@@ -42,21 +42,29 @@ CATALOGUE: dict[str, ModelRelease] = {
     release.name: release
     for release in (
         ModelRelease(
-            "megadetector-v4.1", "md_v4.1.0.pb",
+            "megadetector-v4.1",
+            "md_v4.1.0.pb",
             "https://github.com/agentmorris/MegaDetector/releases/download/v4.1/md_v4.1.0.pb",
-            None, "frozen_graph", "TF1 frozen graph; SCORING_MODEL_PATH=<dir>/md_v4.1.0.pb",
+            None,
+            "frozen_graph",
+            "TF1 frozen graph; SCORING_MODEL_PATH=<dir>/md_v4.1.0.pb",
         ),
         ModelRelease(
-            "megadetector-v5a", "md_v5a.0.0.pt",
+            "megadetector-v5a",
+            "md_v5a.0.0.pt",
             "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/md_v5a.0.0.pt",
-            None, "none (PyTorch)",
+            None,
+            "none (PyTorch)",
             "YOLOv5 PyTorch weights: this service runs TensorFlow; export to a SavedModel with the OD API "
             "signature to serve it (backend saved_model)",
         ),
         ModelRelease(
-            "megadetector-v5b", "md_v5b.0.0.pt",
+            "megadetector-v5b",
+            "md_v5b.0.0.pt",
             "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/md_v5b.0.0.pt",
-            None, "none (PyTorch)", "as megadetector-v5a",
+            None,
+            "none (PyTorch)",
+            "as megadetector-v5a",
         ),
     )
 }
@@ -93,8 +101,10 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
-            f"cannot reach {url} ({reason}). No internet here? Download the file on a machine that has it and "
-            f"copy it to {part.with_suffix('')}; {part.name} keeps what was fetched so far and a later run resumes."
+            f"cannot reach {url} ({reason}). No internet here? Download the file on a machine that "
+            "has it and "
+            f"copy it to {part.with_suffix('')}; {part.name} keeps what was fetched so far and a "
+            "later run resumes."
         ) from None
     with response:
         status = getattr(response, "status", 200)
@@ -110,14 +120,17 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
                     out.write(block)
         except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
             raise DownloadError(
-                f"download of {url} interrupted after {part.stat().st_size} bytes ({exc}); run again to resume"
+                f"download of {url} interrupted after {part.stat().st_size} bytes ({exc}); "
+                "run again to resume"
             ) from None
         expected_len = response.headers.get("Content-Length")
     if expected_len is not None:
         have = part.stat().st_size
         want = int(expected_len) + (offset if mode == "ab" else 0)
         if have < want:
-            raise DownloadError(f"download of {url} interrupted at {have} of {want} bytes; run again to resume")
+            raise DownloadError(
+                f"download of {url} interrupted at {have} of {want} bytes; run again to resume"
+            )
 
 
 def download_model(
@@ -152,18 +165,25 @@ def download_model(
         digest = _sha256_file(target)
         if expected is None or digest == expected:
             return target
-        raise ChecksumError(f"{target} exists but its SHA-256 is {digest}, expected {expected}; delete it to re-download")
+        raise ChecksumError(
+            f"{target} exists but its SHA-256 is {digest}, expected {expected}; delete it to re-download"
+        )
 
     _fetch(source, part, timeout)
     digest = _sha256_file(part)
     if expected is not None and digest != expected:
         part.unlink(missing_ok=True)
-        raise ChecksumError(f"{source}: SHA-256 of the download is {digest}, expected {expected}; deleted {part.name}")
+        raise ChecksumError(
+            f"{source}: SHA-256 of the download is {digest}, expected {expected}; deleted {part.name}"
+        )
     os.replace(part, target)
     if expected is None:
         pin_file.write_text(f"{digest}  {target_name}\n")
-        print(f"warning: no pinned SHA-256 for {name}; recorded {digest} in {pin_file} (pin it in "
-              "scoring/download.py)", file=sys.stderr)
+        print(
+            f"warning: no pinned SHA-256 for {name}; recorded {digest} in {pin_file} (pin it in "
+            "scoring/download.py)",
+            file=sys.stderr,
+        )
     return target
 
 

@@ -138,8 +138,11 @@ def night_stats(img: np.ndarray) -> tuple[float, float]:
     """(mean channel spread max-min, mean luma) of a BGR uint8 image, on a ~160-pixel-high sample."""
     h, w = img.shape[:2]
     step = max(1, min(h, w) // 160)
-    small = img if step == 1 else cv2.resize(img, (max(1, w // step), max(1, h // step)),
-                                             interpolation=cv2.INTER_NEAREST)
+    small = (
+        img
+        if step == 1
+        else cv2.resize(img, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_NEAREST)
+    )
     b, g, r = cv2.split(small)  # OpenCV element-wise ops: numpy reductions over a 3-wide axis are slow
     spread = cv2.mean(cv2.subtract(cv2.max(cv2.max(b, g), r), cv2.min(cv2.min(b, g), r)))[0]
     luma = cv2.mean(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))[0]
@@ -182,13 +185,16 @@ def prepare(data: bytes, file: str, settings: ScoringSettings) -> PreparedImage:
     if pixels > settings.max_pixels:
         raise ImageFailure(
             TOO_MANY_PIXELS,
-            f"{header.width}x{header.height} = {pixels} pixels, limit is {settings.max_pixels} (SCORING_MAX_PIXELS)",
+            f"{header.width}x{header.height} = {pixels} pixels, limit is {settings.max_pixels} "
+            "(SCORING_MAX_PIXELS)",
         )
     _check_complete(data, header.format)
     try:
         raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
-        raise ImageFailure(UNREADABLE_IMAGE, f"{header.format} data cannot be decoded ({exc.msg.strip()})") from None
+        raise ImageFailure(
+            UNREADABLE_IMAGE, f"{header.format} data cannot be decoded ({exc.msg.strip()})"
+        ) from None
     if raw is None or raw.size == 0:
         raise ImageFailure(UNREADABLE_IMAGE, f"{header.format} data cannot be decoded (corrupt or truncated)")
     img = _to_bgr8(raw)

@@ -32,14 +32,18 @@ class ScoringSettings(BaseSettings):
     # --- model -------------------------------------------------------------------------------------------
     backend: Backend = Field(
         "auto",
-        description="hog | frozen_graph | saved_model | null; auto = frozen_graph for a .pb file, saved_model "
+        description="hog | frozen_graph | saved_model | null; auto = frozen_graph for a .pb file, "
+        "saved_model "
         "for a directory, hog (the fallback) when SCORING_MODEL_PATH is not set",
     )
     model_path: Path | None = Field(None, description="MegaDetector .pb file or SavedModel directory")
     model_version: str | None = Field(
-        None, description="detector version reported in info (default: guessed from the file name, e.g. v4.1.0)"
+        None,
+        description="detector version reported in info (default: guessed from the file name, e.g. v4.1.0)",
     )
-    typical_threshold: float | None = Field(None, ge=0, le=1, description="override the recommended threshold")
+    typical_threshold: float | None = Field(
+        None, ge=0, le=1, description="override the recommended threshold"
+    )
     conservative_threshold: float | None = Field(None, ge=0, le=1)
     output_threshold: float = Field(
         0.1, ge=0, le=1, description="detections below this confidence are not returned at all"
@@ -47,7 +51,8 @@ class ScoringSettings(BaseSettings):
     max_detections: int = Field(100, ge=1, le=1000, description="at most this many detections per image")
     class_map: Annotated[dict[str, str] | None, NoDecode] = Field(
         None,
-        description='JSON object: model class id -> MegaDetector category, e.g. {"1":"1","2":"2","3":"3"} (the '
+        description="JSON object: model class id -> MegaDetector category, "
+        'e.g. {"1":"1","2":"2","3":"3"} (the '
         "default); classes not in the map are dropped",
     )
     saved_model_signature: str = Field("serving_default", description="signature of a SavedModel to call")
@@ -60,12 +65,15 @@ class ScoringSettings(BaseSettings):
         None, gt=0, description="downscale so that the long side is at most this (keeps aspect)"
     )
     input_size: Annotated[tuple[int, int] | None, NoDecode] = Field(
-        None, description='resize every image to exactly "WxH" before the model (stretch; boxes stay normalized)'
+        None,
+        description='resize every image to exactly "WxH" before the model (stretch; boxes stay normalized)',
     )
     night_chroma_max: float = Field(
         6.0, ge=0, description="mean max-min channel spread at or below which a frame is greyscale (infrared)"
     )
-    night_luma_max: float = Field(40.0, ge=0, le=255, description="mean luma at or below which a frame is dark")
+    night_luma_max: float = Field(
+        40.0, ge=0, le=255, description="mean luma at or below which a frame is dark"
+    )
     clahe: ClaheMode = Field("off", description="apply CLAHE: off | night (night frames only) | always")
     clahe_clip_limit: float = Field(2.0, gt=0)
     clahe_tile: int = Field(8, ge=1, le=64)

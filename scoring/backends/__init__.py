@@ -26,7 +26,8 @@ def create_backend(settings: ScoringSettings) -> Backend:
         fallback = settings.model_path is None
         if fallback:
             log.warning(
-                "*** FALLBACK DETECTOR *** no model configured (SCORING_MODEL_PATH is not set): using OpenCV's "
+                "*** FALLBACK DETECTOR *** no model configured (SCORING_MODEL_PATH is not set): "
+                "using OpenCV's "
                 "HOG people detector. It finds upright full-body people in daylight only, never animals or "
                 "vehicles. Configure a MegaDetector model for real use (see docs/scoring.md)."
             )

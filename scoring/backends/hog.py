@@ -20,7 +20,8 @@ from scoring.schemas import Detection, clip_box_xyxy
 log = logging.getLogger("scoring.backends.hog")
 
 HOG_LIMITS = [
-    "fallback detector: OpenCV HOG people detector, not MegaDetector; configure SCORING_MODEL_PATH for real use",
+    "fallback detector: OpenCV HOG people detector, not MegaDetector; "
+    "configure SCORING_MODEL_PATH for real use",
     "finds people only (category 2): never animals or vehicles",
     "upright, full-body, mostly unoccluded people; misses crouching, partial, or lying people",
     "people must be at least about 64x128 pixels after downscaling to SCORING_HOG_MAX_SIDE",
@@ -62,8 +63,11 @@ class HogBackend(Backend):
         assert self._hog is not None, "load() first"
         h, w = img.shape[:2]
         scale = min(1.0, self.settings.hog_max_side / max(h, w))
-        small = img if scale >= 1.0 else cv2.resize(img, (round(w * scale), round(h * scale)),
-                                                    interpolation=cv2.INTER_AREA)
+        small = (
+            img
+            if scale >= 1.0
+            else cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        )
         sh, sw = small.shape[:2]
         if sh < 128 or sw < 64:
             return []
@@ -76,7 +80,7 @@ class HogBackend(Backend):
             scale=self.settings.hog_scale,
         )
         out = []
-        for (x, y, bw, bh), margin in zip(np.asarray(rects).reshape(-1, 4), np.ravel(weights)):
+        for (x, y, bw, bh), margin in zip(np.asarray(rects).reshape(-1, 4), np.ravel(weights), strict=False):
             box = clip_box_xyxy(x / sw, y / sh, (x + bw) / sw, (y + bh) / sh)
             if box is not None:
                 out.append(Detection("2", margin_to_conf(margin), box))

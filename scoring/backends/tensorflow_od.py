@@ -34,7 +34,8 @@ FROZEN_SIGNATURE = (
 SAVED_MODEL_SIGNATURE = (
     "a TF2 SavedModel directory whose signature {sig} takes one uint8 image tensor [N,H,W,3] and returns "
     "detection_boxes ([N,K,4] ymin,xmin,ymax,xmax normalized), detection_scores ([N,K]), "
-    "detection_classes ([N,K]) and optionally num_detections ([N]), as exported by the TF Object Detection API"
+    "detection_classes ([N,K]) and optionally num_detections ([N]), as exported by the TF Object "
+    "Detection API"
 )
 DEFAULT_CLASS_MAP = {"1": "1", "2": "2", "3": "3"}
 
@@ -107,8 +108,12 @@ class _TfBackend(Backend):
             if len(rgb) == 1:
                 raise
             # Some exports only accept batches of 1 (e.g. a fixed batch dimension): remember and go on.
-            log.warning("%s: batch of %d failed (%s); running one image per call from now on",
-                        self.model_path, len(rgb), exc)
+            log.warning(
+                "%s: batch of %d failed (%s); running one image per call from now on",
+                self.model_path,
+                len(rgb),
+                exc,
+            )
             self._batch_ok = False
             self.supports_batch = False
             return [d for img in rgb for d in self._call([img])]
@@ -121,7 +126,7 @@ class _TfBackend(Backend):
         results: list[list[Detection]] = [[] for _ in images]
         for indices in groups.values():
             rgb = [cv2.cvtColor(images[i], cv2.COLOR_BGR2RGB) for i in indices]
-            for i, dets in zip(indices, self._call(rgb)):
+            for i, dets in zip(indices, self._call(rgb), strict=False):
                 results[i] = self.finish(dets)
         return results
 
@@ -137,7 +142,9 @@ class FrozenGraphBackend(_TfBackend):
     def load(self) -> None:
         path = self.model_path
         if not path.is_file():
-            raise ModelLoadError(f"model file {path} does not exist or is not a file; expected {FROZEN_SIGNATURE}")
+            raise ModelLoadError(
+                f"model file {path} does not exist or is not a file; expected {FROZEN_SIGNATURE}"
+            )
         tf = import_tensorflow()
         from google.protobuf.message import DecodeError
 
@@ -146,20 +153,24 @@ class FrozenGraphBackend(_TfBackend):
         try:
             graph_def.ParseFromString(data)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            raise ModelLoadError(f"model file {path} is not a TensorFlow GraphDef ({exc}); expected "
-                                 f"{FROZEN_SIGNATURE}") from None
+            raise ModelLoadError(
+                f"model file {path} is not a TensorFlow GraphDef ({exc}); expected {FROZEN_SIGNATURE}"
+            ) from None
         nodes = {node.name: node for node in graph_def.node}
         if not nodes:
             raise ModelLoadError(f"model file {path} holds an empty graph; expected {FROZEN_SIGNATURE}")
         missing = [n for n in ("image_tensor",) + OUTPUT_KEYS if n not in nodes]
         if missing:
             raise ModelLoadError(
-                f"model file {path} lacks tensor(s) {', '.join(m + ':0' for m in missing)}; expected {FROZEN_SIGNATURE}"
+                f"model file {path} lacks tensor(s) {', '.join(m + ':0' for m in missing)}; "
+                f"expected {FROZEN_SIGNATURE}"
             )
         dtype = nodes["image_tensor"].attr["dtype"].type
         if dtype != tf.uint8.as_datatype_enum:
-            raise ModelLoadError(f"model file {path}: image_tensor:0 is {tf.dtypes.as_dtype(dtype).name}, not uint8; "
-                                 f"expected {FROZEN_SIGNATURE}")
+            raise ModelLoadError(
+                f"model file {path}: image_tensor:0 is {tf.dtypes.as_dtype(dtype).name}, not uint8; "
+                f"expected {FROZEN_SIGNATURE}"
+            )
 
         def _import():
             tf.compat.v1.import_graph_def(graph_def, name="")
@@ -171,8 +182,10 @@ class FrozenGraphBackend(_TfBackend):
                 fetches=[wrapped.graph.get_tensor_by_name(f"{k}:0") for k in OUTPUT_KEYS],
             )
         except Exception as exc:
-            raise ModelLoadError(f"model file {path} cannot be imported into TensorFlow ({type(exc).__name__}: "
-                                 f"{exc}); expected {FROZEN_SIGNATURE}") from None
+            raise ModelLoadError(
+                f"model file {path} cannot be imported into TensorFlow ({type(exc).__name__}: "
+                f"{exc}); expected {FROZEN_SIGNATURE}"
+            ) from None
         self._tf = tf
         self.model_sha256 = sha256_of(path)
 
@@ -182,7 +195,7 @@ class FrozenGraphBackend(_TfBackend):
 
 
 class SavedModelBackend(_TfBackend):
-    """A TF2 SavedModel with the OD API serving signature (MegaDetector SavedModel exports, other detectors)."""
+    """A TF2 SavedModel with the OD API serving signature (MegaDetector exports, other detectors)."""
 
     name = "saved_model"
 
@@ -193,32 +206,43 @@ class SavedModelBackend(_TfBackend):
         path = self.model_path
         expected = self.expected()
         if not (path.is_dir() and (path / "saved_model.pb").is_file()):
-            raise ModelLoadError(f"model {path} is not a SavedModel directory (no saved_model.pb); expected {expected}")
+            raise ModelLoadError(
+                f"model {path} is not a SavedModel directory (no saved_model.pb); expected {expected}"
+            )
         tf = import_tensorflow()
         try:
             model = tf.saved_model.load(str(path))
         except Exception as exc:
-            raise ModelLoadError(f"model {path} cannot be loaded ({type(exc).__name__}: {exc}); expected {expected}") \
-                from None
+            raise ModelLoadError(
+                f"model {path} cannot be loaded ({type(exc).__name__}: {exc}); expected {expected}"
+            ) from None
         sig_name = self.settings.saved_model_signature
         signatures = getattr(model, "signatures", {}) or {}
         if sig_name not in signatures:
-            raise ModelLoadError(f"model {path} has no signature {sig_name!r} (it has {sorted(signatures) or 'none'}); "
-                                 f"expected {expected}")
+            raise ModelLoadError(
+                f"model {path} has no signature {sig_name!r} (it has {sorted(signatures) or 'none'}); "
+                f"expected {expected}"
+            )
         fn = signatures[sig_name]
         _args, kwargs = fn.structured_input_signature
         if len(kwargs) != 1:
-            raise ModelLoadError(f"model {path}: signature {sig_name!r} takes inputs {sorted(kwargs)}, not exactly one "
-                                 f"image; expected {expected}")
-        (input_name, spec), = kwargs.items()
+            raise ModelLoadError(
+                f"model {path}: signature {sig_name!r} takes inputs {sorted(kwargs)}, not exactly one "
+                f"image; expected {expected}"
+            )
+        ((input_name, spec),) = kwargs.items()
         if spec.dtype != tf.uint8 or spec.shape.rank not in (None, 4):
-            raise ModelLoadError(f"model {path}: input {input_name!r} is {spec.dtype.name} {spec.shape}, not uint8 "
-                                 f"[N,H,W,3]; expected {expected}")
+            raise ModelLoadError(
+                f"model {path}: input {input_name!r} is {spec.dtype.name} {spec.shape}, not uint8 "
+                f"[N,H,W,3]; expected {expected}"
+            )
         outputs = set(fn.structured_outputs)
         missing = [k for k in OUTPUT_KEYS[:3] if k not in outputs]
         if missing:
-            raise ModelLoadError(f"model {path}: signature {sig_name!r} lacks output(s) {', '.join(missing)} (it has "
-                                 f"{sorted(outputs)}); expected {expected}")
+            raise ModelLoadError(
+                f"model {path}: signature {sig_name!r} lacks output(s) {', '.join(missing)} (it has "
+                f"{sorted(outputs)}); expected {expected}"
+            )
         if spec.shape.rank == 4 and spec.shape[0] == 1:
             self.supports_batch = False
             self._batch_ok = False
@@ -232,5 +256,9 @@ class SavedModelBackend(_TfBackend):
     def _run(self, batch):
         out = self._fn(**{self._input_name: self._tf.constant(batch)})
         num = out["num_detections"].numpy() if self._has_num else None
-        return (out["detection_boxes"].numpy(), out["detection_scores"].numpy(),
-                out["detection_classes"].numpy(), num)
+        return (
+            out["detection_boxes"].numpy(),
+            out["detection_scores"].numpy(),
+            out["detection_classes"].numpy(),
+            num,
+        )

@@ -54,7 +54,7 @@ def test_raw_body_detect_returns_megadetector_format(frozen_client):
     assert (image["width"], image["height"], image["night"]) == (1280, 720, False)
     (det,) = image["detections"]
     assert det["category"] == "2" and abs(det["conf"] - 0.93) <= 0.005
-    assert all(abs(a - b) <= 0.005 for a, b in zip(det["bbox"], [0.1, 0.2, 0.3, 0.4]))
+    assert all(abs(a - b) <= 0.005 for a, b in zip(det["bbox"], [0.1, 0.2, 0.3, 0.4], strict=False))
     assert body["info"]["detector"] == "md_v4.1.0.pb" and body["info"]["detector_version"] == "v4.1.0"
     meta = body["info"]["detector_metadata"]
     assert meta["typical_detection_threshold"] == 0.8 and meta["megadetector_version"] == "v4.1.0"
@@ -65,7 +65,9 @@ def test_multipart_detect_and_names(frozen_client):
     jpeg = tm.make_detection_image("1", 0.7, (0.5, 0.5, 0.2, 0.2), night=True)
     r = frozen_client.post("/v1/detect", files={"file": ("trap.jpg", jpeg, JPEG)})
     (image,) = r.json()["images"]
-    assert image["file"] == "trap.jpg" and image["night"] is True and image["detections"][0]["category"] == "1"
+    assert (
+        image["file"] == "trap.jpg" and image["night"] is True and image["detections"][0]["category"] == "1"
+    )
     r = frozen_client.post("/v1/detect?file=override.jpg", files={"file": ("trap.jpg", jpeg, JPEG)})
     assert r.json()["images"][0]["file"] == "override.jpg"
     r = frozen_client.post("/v1/detect", content=jpeg)
@@ -94,11 +96,14 @@ def test_batch_endpoint_keeps_order_and_isolates_failures(frozen_client):
     assert body["info"]["batch_size"] >= 2  # the readable images of one request share model calls
 
 
-@pytest.mark.parametrize("data, code", [
-    (b"", "empty_image"),
-    (b"GIF89a-not-really", "unreadable_image"),
-    (tm.make_blank_image()[:3000], "unreadable_image"),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "empty_image"),
+        (b"GIF89a-not-really", "unreadable_image"),
+        (tm.make_blank_image()[:3000], "unreadable_image"),
+    ],
+)
 def test_bad_images_are_permanent_failures_in_a_200(frozen_client, data, code):
     r = frozen_client.post("/v1/detect", content=data, headers={"Content-Type": JPEG})
     assert r.status_code == 200
@@ -111,12 +116,16 @@ def test_request_level_errors(frozen_client):
     # a multipart body whose only file part is named differently is still accepted (first file part)
     assert r.status_code == 200
     only_field = b'--b\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--b--\r\n'
-    r = frozen_client.post("/v1/detect", content=only_field, headers={"Content-Type": "multipart/form-data; boundary=b"})
+    r = frozen_client.post(
+        "/v1/detect", content=only_field, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
     assert r.status_code == 400 and r.json()["code"] == "no_file"
     for content_type in ("application/json", "text/plain", "application/x-www-form-urlencoded"):
         r = frozen_client.post("/v1/detect", content=b'{"a": 1}', headers={"Content-Type": content_type})
         assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type"
-    r = frozen_client.post("/v1/detect", content=b"garbage", headers={"Content-Type": "multipart/form-data; boundary=x"})
+    r = frozen_client.post(
+        "/v1/detect", content=b"garbage", headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
     assert r.status_code == 400 and ErrorOut.model_validate(r.json()).code == "bad_multipart"
     r = frozen_client.post("/v1/detect/batch", content=b"raw", headers={"Content-Type": JPEG})
     assert r.status_code == 400 and r.json()["code"] == "not_multipart"
@@ -162,8 +171,10 @@ def test_not_ready_answers_503_with_retry_after():
 def test_saved_model_service_with_api_key(saved_model):
     with client_for(backend="saved_model", model_path=str(saved_model), api_key="k") as client:
         wait_ready(client)
-        files = [("files", (f"{c}.jpg", tm.make_detection_image(c, 0.9, (0.1, 0.1, 0.1, 0.1)), JPEG))
-                 for c in ("1", "2", "3")]
+        files = [
+            ("files", (f"{c}.jpg", tm.make_detection_image(c, 0.9, (0.1, 0.1, 0.1, 0.1)), JPEG))
+            for c in ("1", "2", "3")
+        ]
         assert client.post("/v1/detect/batch", files=files).status_code == 401
         r = client.post("/v1/detect/batch", files=files, headers={"X-API-Key": "k"})
         assert [i["detections"][0]["category"] for i in r.json()["images"]] == ["1", "2", "3"]
@@ -198,10 +209,17 @@ def test_openapi_matches_the_routes(frozen_client):
         for method in route.methods
         if method != "HEAD"
     }
-    assert documented == served == {
-        ("/healthz", "GET"), ("/readyz", "GET"), ("/v1/model", "GET"),
-        ("/v1/detect", "POST"), ("/v1/detect/batch", "POST"),
-    }
+    assert (
+        documented
+        == served
+        == {
+            ("/healthz", "GET"),
+            ("/readyz", "GET"),
+            ("/v1/model", "GET"),
+            ("/v1/detect", "POST"),
+            ("/v1/detect/batch", "POST"),
+        }
+    )
     for path in ("/v1/detect", "/v1/detect/batch"):
         op = spec["paths"][path]["post"]
         assert {"200", "400", "401", "413", "415", "503"} <= set(op["responses"])
@@ -213,9 +231,14 @@ def test_openapi_matches_the_routes(frozen_client):
     assert "image/jpeg" in spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"]
     assert spec["paths"]["/v1/detect"]["post"]["parameters"][0]["name"] == "file"
     assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {
-        "type": "apiKey", "in": "header", "name": "X-API-Key",
-        "description": "Required on /v1/* when the service runs with SCORING_API_KEY set."}
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Required on /v1/* when the service runs with SCORING_API_KEY set.",
+    }
     # the documented 200 schema is the one the answers validate against
     schema = spec["components"]["schemas"]["DetectResponse"]
     assert set(schema["required"]) == {"info", "images"}
-    assert json.dumps(DetectResponse.model_json_schema()["properties"]["images"]["items"]["$ref"]).endswith('ImageOut"')
+    assert json.dumps(DetectResponse.model_json_schema()["properties"]["images"]["items"]["$ref"]).endswith(
+        'ImageOut"'
+    )

@@ -28,7 +28,7 @@ def close(det: Detection, category: str, conf: float, bbox, tol: float = 0.006) 
     return (
         det.category == category
         and abs(det.conf - conf) <= tol
-        and all(abs(a - b) <= tol for a, b in zip(det.bbox, bbox))
+        and all(abs(a - b) <= tol for a, b in zip(det.bbox, bbox, strict=False))
     )
 
 
@@ -50,7 +50,9 @@ class CountingMixin:
 
 
 def test_tf_backend_reports_encoded_detections_as_xywh(tf_backend):
-    image = bgr(tm.make_detections_image([("2", 0.93, (0.1, 0.2, 0.3, 0.4)), ("1", 0.55, (0.5, 0.5, 0.5, 0.5))]))
+    image = bgr(
+        tm.make_detections_image([("2", 0.93, (0.1, 0.2, 0.3, 0.4)), ("1", 0.55, (0.5, 0.5, 0.5, 0.5))])
+    )
     (dets,) = tf_backend.detect([image])
     assert len(dets) == 2
     assert close(dets[0], "2", 0.93, (0.1, 0.2, 0.3, 0.4))
@@ -71,16 +73,22 @@ def test_tf_backend_describes_model(tf_backend):
 def test_batches_are_one_model_call_per_image_shape(kind, frozen_graph, saved_model):
     cls = FrozenGraphBackend if kind == "frozen_graph" else SavedModelBackend
     counting = type("Counting", (CountingMixin, cls), {})
-    backend = counting(make_settings(backend=kind, model_path=str(frozen_graph if kind == "frozen_graph" else saved_model)))
+    backend = counting(
+        make_settings(backend=kind, model_path=str(frozen_graph if kind == "frozen_graph" else saved_model))
+    )
     backend.load()
     backend.calls = []
-    specs = [("1", 0.9, (0.1, 0.1, 0.2, 0.2)), ("2", 0.8, (0.2, 0.2, 0.3, 0.3)), ("3", 0.7, (0.3, 0.3, 0.4, 0.4))]
+    specs = [
+        ("1", 0.9, (0.1, 0.1, 0.2, 0.2)),
+        ("2", 0.8, (0.2, 0.2, 0.3, 0.3)),
+        ("3", 0.7, (0.3, 0.3, 0.4, 0.4)),
+    ]
     images = [bgr(tm.make_detection_image(*spec, size=(640, 480))) for spec in specs]
     images.insert(1, bgr(tm.make_detection_image("2", 0.66, (0.0, 0.0, 1.0, 1.0), size=(400, 300))))
     results = backend.detect(images)
     assert sorted(backend.calls) == [1, 3]  # three 640x480 in one call, the 400x300 in another
     assert close(results[1][0], "2", 0.66, (0.0, 0.0, 1.0, 1.0))
-    for dets, spec in zip([results[0], results[2], results[3]], specs):
+    for dets, spec in zip([results[0], results[2], results[3]], specs, strict=False):
         assert len(dets) == 1 and close(dets[0], *spec)
 
 
@@ -94,22 +102,38 @@ def test_saved_model_with_fixed_batch_of_one(saved_model_batch1):
 
 
 def test_class_map_and_thresholds(frozen_graph):
-    image = bgr(tm.make_detections_image(
-        [("1", 0.95, (0.1, 0.1, 0.1, 0.1)), ("2", 0.3, (0.2, 0.2, 0.1, 0.1)), ("3", 0.05, (0.3, 0.3, 0.1, 0.1))]))
+    image = bgr(
+        tm.make_detections_image(
+            [
+                ("1", 0.95, (0.1, 0.1, 0.1, 0.1)),
+                ("2", 0.3, (0.2, 0.2, 0.1, 0.1)),
+                ("3", 0.05, (0.3, 0.3, 0.1, 0.1)),
+            ]
+        )
+    )
     default = create_backend(make_settings(backend="frozen_graph", model_path=str(frozen_graph)))
     default.load()
     # output threshold 0.1 (default) drops the 0.05 vehicle
     assert [(d.category, round(d.conf, 2)) for d in default.detect([image])[0]] == [("1", 0.95), ("2", 0.3)]
 
-    mapped = create_backend(make_settings(
-        backend="frozen_graph", model_path=str(frozen_graph), class_map='{"1": "2", "3": "3"}',
-        output_threshold=0.0, max_detections=5))
+    mapped = create_backend(
+        make_settings(
+            backend="frozen_graph",
+            model_path=str(frozen_graph),
+            class_map='{"1": "2", "3": "3"}',
+            output_threshold=0.0,
+            max_detections=5,
+        )
+    )
     mapped.load()
     # model class 1 is reported as person, class 2 is not in the map (dropped), class 3 kept at 0.05
     assert [(d.category, round(d.conf, 2)) for d in mapped.detect([image])[0]] == [("2", 0.95), ("3", 0.05)]
 
-    capped = create_backend(make_settings(backend="frozen_graph", model_path=str(frozen_graph), output_threshold=0.0,
-                                          max_detections=1))
+    capped = create_backend(
+        make_settings(
+            backend="frozen_graph", model_path=str(frozen_graph), output_threshold=0.0, max_detections=1
+        )
+    )
     capped.load()
     assert [round(d.conf, 2) for d in capped.detect([image])[0]] == [0.95]
 
@@ -118,7 +142,9 @@ def test_frozen_graph_through_preprocessing_with_resize(frozen_graph):
     backend = create_backend(make_settings(backend="frozen_graph", model_path=str(frozen_graph)))
     backend.load()
     settings = make_settings(input_size="300x300")
-    prepared = prepare(tm.make_detection_image("2", 0.88, (0.6, 0.1, 0.3, 0.8), size=(1920, 1080)), "x", settings)
+    prepared = prepare(
+        tm.make_detection_image("2", 0.88, (0.6, 0.1, 0.3, 0.8), size=(1920, 1080)), "x", settings
+    )
     (dets,) = backend.detect([prepared.image])
     assert close(dets[0], "2", 0.88, (0.6, 0.1, 0.3, 0.8), tol=0.01)
 
@@ -133,7 +159,11 @@ def load_error(**values) -> str:
 
 def test_missing_model_file_names_file_and_signature(tmp_path):
     message = load_error(backend="frozen_graph", model_path=str(tmp_path / "md_v4.1.0.pb"))
-    assert str(tmp_path / "md_v4.1.0.pb") in message and "image_tensor:0" in message and "detection_boxes" in message
+    assert (
+        str(tmp_path / "md_v4.1.0.pb") in message
+        and "image_tensor:0" in message
+        and "detection_boxes" in message
+    )
     message = load_error(backend="saved_model", model_path=str(tmp_path))
     assert str(tmp_path) in message and "serving_default" in message
 
@@ -170,7 +200,9 @@ def test_mismatched_saved_model(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serve})
     message = load_error(backend="saved_model", model_path=str(tmp_path / "sm"))
     assert "not uint8" in message and str(tmp_path / "sm") in message
-    message = load_error(backend="saved_model", model_path=str(tmp_path / "sm"), saved_model_signature="detect")
+    message = load_error(
+        backend="saved_model", model_path=str(tmp_path / "sm"), saved_model_signature="detect"
+    )
     assert "no signature 'detect'" in message
 
 
@@ -186,15 +218,34 @@ def draw_person(img: np.ndarray, cx: int, top: int, height: int) -> tuple[int, i
     u = height / 8.0
     color = (40, 40, 40)
     cv2.ellipse(img, (cx, int(top + u * 0.5)), (int(u * 0.38), int(u * 0.5)), 0, 0, 360, color, -1)
-    cv2.rectangle(img, (int(cx - u * 0.15), int(top + u * 0.95)), (int(cx + u * 0.15), int(top + u * 1.2)), color, -1)
-    torso = np.array([[cx - u * 0.95, top + u * 1.2], [cx + u * 0.95, top + u * 1.2],
-                      [cx + u * 0.7, top + u * 4.1], [cx - u * 0.7, top + u * 4.1]], np.int32)
+    cv2.rectangle(
+        img, (int(cx - u * 0.15), int(top + u * 0.95)), (int(cx + u * 0.15), int(top + u * 1.2)), color, -1
+    )
+    torso = np.array(
+        [
+            [cx - u * 0.95, top + u * 1.2],
+            [cx + u * 0.95, top + u * 1.2],
+            [cx + u * 0.7, top + u * 4.1],
+            [cx - u * 0.7, top + u * 4.1],
+        ],
+        np.int32,
+    )
     cv2.fillPoly(img, [torso], color)
     for side in (-1, 1):
-        cv2.line(img, (int(cx + side * u * 0.9), int(top + u * 1.3)), (int(cx + side * u * 1.1), int(top + u * 4.2)),
-                 color, int(u * 0.35))
-        cv2.line(img, (int(cx + side * u * 0.4), int(top + u * 4.0)), (int(cx + side * u * 0.55), int(top + u * 7.9)),
-                 color, int(u * 0.5))
+        cv2.line(
+            img,
+            (int(cx + side * u * 0.9), int(top + u * 1.3)),
+            (int(cx + side * u * 1.1), int(top + u * 4.2)),
+            color,
+            int(u * 0.35),
+        )
+        cv2.line(
+            img,
+            (int(cx + side * u * 0.4), int(top + u * 4.0)),
+            (int(cx + side * u * 0.55), int(top + u * 7.9)),
+            color,
+            int(u * 0.5),
+        )
     return int(cx - u * 1.2), top, int(cx + u * 1.2), top + height
 
 
@@ -248,9 +299,17 @@ def test_null_results():
     custom = [{"category": "1", "conf": 0.42, "bbox": [0.1, 0.2, 0.3, 0.4]}]
     backend = create_backend(make_settings(backend="null", null_result=json.dumps(custom)))
     backend.load()
-    assert backend.detect([np.zeros((10, 10, 3), np.uint8)] * 2) == [[Detection("1", 0.42, (0.1, 0.2, 0.3, 0.4))]] * 2
-    for bad in ("nobody", '{"category": "1"}', '[{"category": "9", "conf": 0.5, "bbox": [0, 0, 1, 1]}]',
-                '[{"category": "1", "conf": 2, "bbox": [0, 0, 1, 1]}]', '[{"category": "1", "conf": 0.5, "bbox": [0.5, 0, 1, 1]}]'):
+    assert (
+        backend.detect([np.zeros((10, 10, 3), np.uint8)] * 2)
+        == [[Detection("1", 0.42, (0.1, 0.2, 0.3, 0.4))]] * 2
+    )
+    for bad in (
+        "nobody",
+        '{"category": "1"}',
+        '[{"category": "9", "conf": 0.5, "bbox": [0, 0, 1, 1]}]',
+        '[{"category": "1", "conf": 2, "bbox": [0, 0, 1, 1]}]',
+        '[{"category": "1", "conf": 0.5, "bbox": [0.5, 0, 1, 1]}]',
+    ):
         with pytest.raises(ValueError):
             parse_null_result(bad)
 

@@ -17,8 +17,14 @@ IMG = np.zeros((8, 8, 3), np.uint8)
 
 
 def batcher_for(delay_ms=0.0, max_batch=8, max_wait_ms=20.0, queue_limit=64, backend=None) -> Batcher:
-    settings = make_settings(backend="null", null_result="person", null_delay_ms=delay_ms, max_batch=max_batch,
-                             max_wait_ms=max_wait_ms, queue_limit=queue_limit)
+    settings = make_settings(
+        backend="null",
+        null_result="person",
+        null_delay_ms=delay_ms,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        queue_limit=queue_limit,
+    )
     backend = backend or NullBackend(settings)
     backend.load()
     return Batcher(backend, max_batch=max_batch, max_wait_ms=max_wait_ms, queue_limit=queue_limit)
@@ -35,6 +41,7 @@ async def submit_many(batcher: Batcher, n: int, image=IMG):
 def run(coro_fn):
     async def main():
         return await coro_fn()
+
     return asyncio.run(main())
 
 
@@ -155,5 +162,7 @@ def test_one_failing_image_does_not_fail_its_batch():
 
     batcher, (ok1, bad, ok2) = run(scenario)
     assert ok1.detections and ok2.detections
-    assert isinstance(bad, ImageFailure) and bad.failure.startswith("inference_failed: RuntimeError: white image")
+    assert isinstance(bad, ImageFailure) and bad.failure.startswith(
+        "inference_failed: RuntimeError: white image"
+    )
     assert batcher.stats.inference_failures == 1

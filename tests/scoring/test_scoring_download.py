@@ -115,7 +115,10 @@ def test_corrupted_resume_is_caught_by_the_checksum(server, tmp_path):
     with pytest.raises(ChecksumError):
         download_model("test-model", tmp_path, server.url, sha256=DIGEST, filename="md.pb")
     assert not (tmp_path / "md.pb.part").exists()
-    assert download_model("test-model", tmp_path, server.url, sha256=DIGEST, filename="md.pb").read_bytes() == PAYLOAD
+    assert (
+        download_model("test-model", tmp_path, server.url, sha256=DIGEST, filename="md.pb").read_bytes()
+        == PAYLOAD
+    )
 
 
 def test_unpinned_download_records_its_digest_and_verifies_later(server, tmp_path, capsys):
@@ -138,23 +141,53 @@ def test_no_network_is_a_clear_error(tmp_path):
 def test_catalogue_and_unknown_names(tmp_path):
     assert {"megadetector-v4.1", "megadetector-v5a"} <= set(CATALOGUE)
     assert CATALOGUE["megadetector-v4.1"].filename == "md_v4.1.0.pb"
-    assert CATALOGUE["megadetector-v4.1"].url.startswith("https://github.com/agentmorris/MegaDetector/releases/")
+    assert CATALOGUE["megadetector-v4.1"].url.startswith(
+        "https://github.com/agentmorris/MegaDetector/releases/"
+    )
     with pytest.raises(DownloadError, match="unknown model 'md-v9'"):
         download_model("md-v9", tmp_path)
 
 
 def test_cli(server, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")} | {"PYTHONPATH": str(REPO_ROOT)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")} | {
+        "PYTHONPATH": str(REPO_ROOT)
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "scoring.download", "megadetector-v4.1", "--dir", str(tmp_path), "--url", server.url,
-         "--sha256", DIGEST],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "scoring.download",
+            "megadetector-v4.1",
+            "--dir",
+            str(tmp_path),
+            "--url",
+            server.url,
+            "--sha256",
+            DIGEST,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "md_v4.1.0.pb")
     bad = subprocess.run(
-        [sys.executable, "-m", "scoring.download", "megadetector-v4.1", "--dir", str(tmp_path / "x"), "--url",
-         f"http://127.0.0.1:{free_port()}/x"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "scoring.download",
+            "megadetector-v4.1",
+            "--dir",
+            str(tmp_path / "x"),
+            "--url",
+            f"http://127.0.0.1:{free_port()}/x",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode == 1 and "No internet here?" in bad.stderr

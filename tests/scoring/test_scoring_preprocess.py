@@ -1,4 +1,4 @@
-"""Decoding and preprocessing: formats, EXIF orientation, limits, failures with stable codes, night, resize."""
+"""Decoding and preprocessing: formats, EXIF orientation, limits, stable failure codes, night, resize."""
 
 from __future__ import annotations
 
@@ -33,11 +33,19 @@ def failure_of(data: bytes, settings=SETTINGS) -> str:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A syntactically valid PNG that claims width x height (the decompression-bomb shape)."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_jpeg_decodes_to_bgr_with_size_and_timings():
@@ -50,7 +58,9 @@ def test_jpeg_decodes_to_bgr_with_size_and_timings():
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_matches_pillow(orientation):
     rng = np.random.default_rng(orientation)
-    rgb = cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_NEAREST)
+    rgb = cv2.resize(
+        rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (160, 120), interpolation=cv2.INTER_NEAREST
+    )
     exif = Image.Exif()
     exif[0x0112] = orientation
     buf = io.BytesIO()
@@ -66,7 +76,9 @@ def test_exif_orientation_matches_pillow(orientation):
 
 def test_orientation_table_is_a_bijection_of_the_8_cases():
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    outputs = {apply_orientation(img, o).tobytes() + bytes(apply_orientation(img, o).shape) for o in range(1, 9)}
+    outputs = {
+        apply_orientation(img, o).tobytes() + bytes(apply_orientation(img, o).shape) for o in range(1, 9)
+    }
     assert len(outputs) == 8
 
 
@@ -85,7 +97,11 @@ def test_16_bit_png_is_scaled_to_8_bit():
     img16[32:] = 32896  # 128 * 257
     prepared = prepare(encode(img16, ".png"), "a.png", SETTINGS)
     assert prepared.image.dtype == np.uint8
-    assert prepared.image[0, 0].tolist() == [255, 255, 255] and prepared.image[63, 0].tolist() == [128, 128, 128]
+    assert prepared.image[0, 0].tolist() == [255, 255, 255] and prepared.image[63, 0].tolist() == [
+        128,
+        128,
+        128,
+    ]
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg", ".tiff", ".bmp"])
@@ -148,8 +164,12 @@ def test_clahe_applies_only_where_configured():
     enhanced = prepare(night, "n", make_settings(clahe="night")).image
     assert not np.array_equal(plain, enhanced)
     day = tm.make_blank_image(night=False)
-    assert np.array_equal(prepare(day, "d", SETTINGS).image, prepare(day, "d", make_settings(clahe="night")).image)
-    assert not np.array_equal(prepare(day, "d", SETTINGS).image, prepare(day, "d", make_settings(clahe="always")).image)
+    assert np.array_equal(
+        prepare(day, "d", SETTINGS).image, prepare(day, "d", make_settings(clahe="night")).image
+    )
+    assert not np.array_equal(
+        prepare(day, "d", SETTINGS).image, prepare(day, "d", make_settings(clahe="always")).image
+    )
 
 
 def test_resize_options_keep_reported_size():

@@ -21,19 +21,35 @@ def start_and_fail(env: dict, timeout: float = 60.0) -> subprocess.CompletedProc
     full_env["PYTHONPATH"] = str(REPO_ROOT)
     return subprocess.run(
         [sys.executable, "-m", "scoring", "--host", "127.0.0.1", "--port", str(free_port())],
-        cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO_ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def test_default_service_is_the_hog_fallback_and_answers_in_megadetector_format():
     with run_scoring_service({}) as url:
-        r = httpx.post(f"{url}/v1/detect?file=a.jpg", content=tm.make_blank_image((1920, 1080)),
-                       headers={"Content-Type": "image/jpeg"}, timeout=30)
+        r = httpx.post(
+            f"{url}/v1/detect?file=a.jpg",
+            content=tm.make_blank_image((1920, 1080)),
+            headers={"Content-Type": "image/jpeg"},
+            timeout=30,
+        )
         assert r.status_code == 200
         body = r.json()
         assert body["info"]["format_version"] == "1.4" and body["info"]["detector"] == "opencv-hog-people"
-        assert body["images"] == [{"file": "a.jpg", "detections": [], "night": False, "width": 1920,
-                                   "height": 1080, "failure": None}]
+        assert body["images"] == [
+            {
+                "file": "a.jpg",
+                "detections": [],
+                "night": False,
+                "width": 1920,
+                "height": 1080,
+                "failure": None,
+            }
+        ]
         assert httpx.get(f"{url}/v1/model").json()["fallback"] is True
         assert "FALLBACK DETECTOR" in url.log()
 
@@ -45,23 +61,30 @@ def test_frozen_graph_service_batches_concurrent_requests(frozen_graph):
         images = [tm.make_detection_image(*spec) for spec in specs]
 
         def post(data):
-            return httpx.post(f"{url}/v1/detect", content=data, headers={"Content-Type": "image/jpeg"}, timeout=30)
+            return httpx.post(
+                f"{url}/v1/detect", content=data, headers={"Content-Type": "image/jpeg"}, timeout=30
+            )
 
         with ThreadPoolExecutor(8) as pool:
             responses = list(pool.map(post, images))
-        for spec, r in zip(specs, responses):
+        for spec, r in zip(specs, responses, strict=False):
             assert r.status_code == 200
             (det,) = r.json()["images"][0]["detections"]
             assert det["category"] == spec[0] and abs(det["conf"] - spec[1]) <= 0.005
-            assert all(abs(a - b) <= 0.005 for a, b in zip(det["bbox"], spec[2]))
+            assert all(abs(a - b) <= 0.005 for a, b in zip(det["bbox"], spec[2], strict=False))
         assert max(r.json()["info"]["batch_size"] for r in responses) >= 2
         stats = httpx.get(f"{url}/v1/model").json()["stats"]
         assert stats["largest_batch"] >= 2 and stats["images"] == 8  # the warm-up call is not counted
 
 
 def test_overload_answers_503_with_retry_after():
-    env = {"SCORING_BACKEND": "null", "SCORING_NULL_DELAY_MS": "300", "SCORING_MAX_BATCH": "1",
-           "SCORING_QUEUE_LIMIT": "2", "SCORING_MAX_WAIT_MS": "0"}
+    env = {
+        "SCORING_BACKEND": "null",
+        "SCORING_NULL_DELAY_MS": "300",
+        "SCORING_MAX_BATCH": "1",
+        "SCORING_QUEUE_LIMIT": "2",
+        "SCORING_MAX_WAIT_MS": "0",
+    }
     with run_scoring_service(env) as url:
         jpeg = tm.make_blank_image((320, 240))
 
@@ -83,7 +106,11 @@ def test_missing_model_file_fails_before_listening(tmp_path):
     missing = tmp_path / "md_v4.1.0.pb"
     result = start_and_fail({"SCORING_MODEL_PATH": str(missing)})
     assert result.returncode == 2
-    assert str(missing) in result.stderr and "image_tensor:0" in result.stderr and "detection_boxes:0" in result.stderr
+    assert (
+        str(missing) in result.stderr
+        and "image_tensor:0" in result.stderr
+        and "detection_boxes:0" in result.stderr
+    )
 
 
 def test_corrupt_model_file_is_a_start_up_error(tmp_path):
@@ -103,8 +130,14 @@ def test_bad_setting_is_a_start_up_error():
 def test_check_mode_loads_and_describes_the_model():
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
     full_env |= {"SCORING_BACKEND": "null", "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run([sys.executable, "-m", "scoring", "--check"], cwd=REPO_ROOT, env=full_env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "scoring", "--check"],
+        cwd=REPO_ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and '"backend": "null"' in result.stdout
 
 

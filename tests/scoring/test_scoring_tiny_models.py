@@ -1,4 +1,4 @@
-"""The controlled tiny detectors themselves: raw outputs in the OD API convention, read without our backends."""
+"""The controlled tiny detectors themselves: raw OD API outputs, read without scoring's backends."""
 
 from __future__ import annotations
 
@@ -51,7 +51,12 @@ def test_saved_model_signature_and_outputs(tf, saved_model, saved_model_batch1):
     sig = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     _args, kwargs = sig.structured_input_signature
     assert list(kwargs) == ["input_tensor"] and kwargs["input_tensor"].dtype == tf.uint8
-    assert set(sig.structured_outputs) == {"detection_boxes", "detection_scores", "detection_classes", "num_detections"}
+    assert set(sig.structured_outputs) == {
+        "detection_boxes",
+        "detection_scores",
+        "detection_classes",
+        "num_detections",
+    }
     out = sig(input_tensor=tf.constant(rgb(tm.make_detection_image("3", 0.77, (0.5, 0.5, 0.25, 0.5)))[None]))
     assert out["num_detections"].numpy().tolist() == [1.0]
     assert out["detection_classes"].numpy()[0, 0] == 3.0
@@ -66,7 +71,9 @@ def test_saved_model_signature_and_outputs(tf, saved_model, saved_model_batch1):
 @pytest.mark.parametrize("night", [False, True])
 def test_code_survives_jpeg(tf, saved_model, quality, size, night):
     sig = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
-    jpeg = tm.make_detection_image("2", 0.61, (0.33, 0.12, 0.5, 0.77), size=size, night=night, quality=quality)
+    jpeg = tm.make_detection_image(
+        "2", 0.61, (0.33, 0.12, 0.5, 0.77), size=size, night=night, quality=quality
+    )
     out = sig(input_tensor=tf.constant(rgb(jpeg)[None]))
     ymin, xmin, ymax, xmax = out["detection_boxes"].numpy()[0, 0]
     tol = 0.005 if quality >= 80 else 0.01

@@ -51,7 +51,7 @@ class ScoringService(str):
         return obj
 
     # -- process control ---------------------------------------------------------------------------------
-    def start(self, wait: bool = True) -> "ScoringService":
+    def start(self, wait: bool = True) -> ScoringService:
         if self.proc is not None and self.proc.poll() is None:
             raise ScoringServiceError("already running")
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCORING_")}
@@ -60,7 +60,10 @@ class ScoringService(str):
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scoring", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO_ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         if wait:
             self.wait_ready()
@@ -80,15 +83,18 @@ class ScoringService(str):
             while time.monotonic() < deadline:
                 if self.proc is not None and self.proc.poll() is not None:
                     raise ScoringServiceError(
-                        f"scoring service exited with {self.proc.returncode} before ready:\n{self.log()[-4000:]}")
+                        f"scoring service exited with {self.proc.returncode} before ready:\n"
+                        f"{self.log()[-4000:]}"
+                    )
                 try:
                     if client.get(f"{self.url}/readyz").status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 time.sleep(0.05)
-        raise ScoringServiceError(f"scoring service not ready after {timeout or self.ready_timeout} s:\n"
-                                  f"{self.log()[-4000:]}")
+        raise ScoringServiceError(
+            f"scoring service not ready after {timeout or self.ready_timeout} s:\n{self.log()[-4000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL, no goodbye (a crashed or evicted container)."""
@@ -109,7 +115,7 @@ class ScoringService(str):
                 self.proc.wait(10)
         return self.proc.returncode
 
-    def restart(self, wait: bool = True) -> "ScoringService":
+    def restart(self, wait: bool = True) -> ScoringService:
         self.stop()
         return self.start(wait=wait)
 
@@ -126,7 +132,10 @@ class ScoringService(str):
 
 @contextlib.contextmanager
 def run_scoring_service(
-    env: Mapping[str, str] | None = None, port: int | None = None, ready_timeout: float = 60.0, wait: bool = True
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    ready_timeout: float = 60.0,
+    wait: bool = True,
 ) -> Iterator[ScoringService]:
     """Start ``python -m scoring`` with ``env`` on ``port`` (free one by default); yield its base URL."""
     port = port or free_port()

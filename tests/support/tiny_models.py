@@ -73,7 +73,14 @@ def code_levels(detections: Sequence[DetectionSpec]) -> np.ndarray:
             raise ValueError(f"category must be '1', '2' or '3', not {category!r}")
         if x + w > 1.0 + 1e-9 or y + h > 1.0 + 1e-9:
             raise ValueError(f"box {(x, y, w, h)} leaves the image")
-        levels[row] = [LOW + CAT_STEP * int(category), _level(conf), _level(x), _level(y), _level(w), _level(h)]
+        levels[row] = [
+            LOW + CAT_STEP * int(category),
+            _level(conf),
+            _level(x),
+            _level(y),
+            _level(w),
+            _level(h),
+        ]
     levels[ROWS - 1] = MARKER
     return levels
 
@@ -94,7 +101,7 @@ def encode_detections(
             v = int(round(levels[r, c]))
             tint = 0 if night else DAY_TINT * (1 if (r + c) % 2 == 0 else -1)
             # BGR order: (B, G, R) = (v - tint, v, v + tint); the channel mean stays v
-            img[ys[r]:ys[r + 1], xs[c]:xs[c + 1]] = (v - tint, v, v + tint)
+            img[ys[r] : ys[r + 1], xs[c] : xs[c + 1]] = (v - tint, v, v + tint)
     return img
 
 
@@ -112,18 +119,23 @@ def make_detection_image(
     night: bool = False,
     quality: int = 90,
 ) -> bytes:
-    """JPEG bytes of a photo in which the controlled detectors find one ``category`` at ``conf`` in ``bbox``."""
+    """JPEG bytes of a photo in which the controlled detectors find ``category`` at ``conf`` in ``bbox``."""
     return to_jpeg(encode_detections([(category, conf, bbox)], size, night), quality)
 
 
 def make_detections_image(
-    detections: Sequence[DetectionSpec], size: tuple[int, int] = (640, 480), night: bool = False, quality: int = 90
+    detections: Sequence[DetectionSpec],
+    size: tuple[int, int] = (640, 480),
+    night: bool = False,
+    quality: int = 90,
 ) -> bytes:
     """JPEG bytes encoding up to SLOTS detections (an empty list gives a photo with no detection)."""
     return to_jpeg(encode_detections(detections, size, night), quality)
 
 
-def make_blank_image(size: tuple[int, int] = (640, 480), night: bool = False, quality: int = 90, seed: int = 0) -> bytes:
+def make_blank_image(
+    size: tuple[int, int] = (640, 480), night: bool = False, quality: int = 90, seed: int = 0
+) -> bytes:
     """JPEG bytes of a textured photo without the code: every controlled detector sees nothing in it."""
     rng = np.random.default_rng(seed)
     width, height = size
@@ -196,7 +208,9 @@ def build_controlled_saved_model(path: str | os.PathLike, batch_size: int | None
     path = Path(path)
 
     class Controlled(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([batch_size, None, None, 3], tf.uint8, name="input_tensor")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([batch_size, None, None, 3], tf.uint8, name="input_tensor")]
+        )
         def serve(self, input_tensor):
             boxes, scores, classes, num = _decode_graph(tf, input_tensor)
             return {
@@ -223,7 +237,9 @@ def build_wrong_frozen_graph(path: str | os.PathLike) -> Path:
     return path
 
 
-def build_standin_saved_model(path: str | os.PathLike, input_side: int = 640, width: int = 32, seed: int = 0) -> Path:
+def build_standin_saved_model(
+    path: str | os.PathLike, input_side: int = 640, width: int = 32, seed: int = 0
+) -> Path:
     """A convolutional stand-in with random weights and the OD API signature, for throughput benchmarks.
 
     The image is resized to ``input_side`` square and goes through a small ResNet-like stack (``width``
