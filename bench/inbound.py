@@ -66,8 +66,10 @@ def main() -> None:
     args = ap.parse_args()
 
     base_photo = photo_2mb()
-    print(f"photo: {len(base_photo) / 1e6:.2f} MB JPEG; mode {args.mode}; {os.cpu_count()} CPUs; "
-          f"{platform.python_version()}")
+    print(
+        f"photo: {len(base_photo) / 1e6:.2f} MB JPEG; mode {args.mode}; {os.cpu_count()} CPUs; "
+        f"{platform.python_version()}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-inbound-") as tmp:
         tmp_path = Path(tmp)
         os.chmod(tmp_path, 0o755)  # the embedded PostgreSQL runs as its own user
@@ -82,29 +84,39 @@ def main() -> None:
             parks = ParkRepository(db)
             parks.add_park(ParkIn(slug="bench", name="Bench", inbound_address="bench@alerts.example.org"))
             parks.add_camera("bench", CameraIn(name="CAM01", sender_addresses=["cam01@traps.example.org"]))
-            host = HostProcess(script_root=ROOT if args.full_app else WEBHOOK_APP,
-                               env=host_env(az.connection_string, pg.url), port=free_port(),
-                               log_path=tmp_path / "host.log",
-                               host_json=write_host_json(tmp_path / "host.json")).start()
+            host = HostProcess(
+                script_root=ROOT if args.full_app else WEBHOOK_APP,
+                env=host_env(az.connection_string, pg.url),
+                port=free_port(),
+                log_path=tmp_path / "host.log",
+                host_json=write_host_json(tmp_path / "host.json"),
+            ).start()
             url = host.api(names.INBOUND_ROUTE)
-            print(f"{'concurrency':>11} {'emails':>6} {'emails/s':>9} {'MB/s':>6} {'p50 ms':>7} {'p95 ms':>7} "
-                  f"{'max ms':>7} {'queued':>6}")
+            print(
+                f"{'concurrency':>11} {'emails':>6} {'emails/s':>9} {'MB/s':>6} {'p50 ms':>7} {'p95 ms':>7} "
+                f"{'max ms':>7} {'queued':>6}"
+            )
             n = 0
             for conc in args.concurrency:
                 payloads = []
                 for _ in range(args.emails):
                     n += 1
                     photo = base_photo + n.to_bytes(8, "big")  # distinct bytes after EOI: a distinct blob
-                    payloads.append(build_payload(
-                        sender="cam01@traps.example.org", to="bench@alerts.example.org",
-                        subject=f"CAM01 motion {n}", images=[ImageFile(f"IMG_{n:05d}.JPG", photo)],
-                        mode=args.mode))
+                    payloads.append(
+                        build_payload(
+                            sender="cam01@traps.example.org",
+                            to="bench@alerts.example.org",
+                            subject=f"CAM01 motion {n}",
+                            images=[ImageFile(f"IMG_{n:05d}.JPG", photo)],
+                            mode=args.mode,
+                        )
+                    )
                 depth_before = storage.queue_depth(names.PROCESS_IMAGE_QUEUE)
                 local = threading.local()
                 latencies: list[float] = []
                 failures: list[str] = []
 
-                def send(p):
+                def send(p, local=local, latencies=latencies, failures=failures):
                     client = getattr(local, "client", None)
                     if client is None:
                         client = local.client = httpx.Client(timeout=60)
@@ -120,13 +132,17 @@ def main() -> None:
                 wall = time.perf_counter() - started
                 queued = storage.queue_depth(names.PROCESS_IMAGE_QUEUE) - depth_before
                 mb = sum(len(p.body) for p in payloads) / 1e6
-                print(f"{conc:>11} {len(payloads):>6} {len(payloads) / wall:>9.1f} {mb / wall:>6.1f} "
-                      f"{statistics.median(latencies):>7.0f} {pct(latencies, 95):>7.0f} {max(latencies):>7.0f} "
-                      f"{queued:>6}")
+                print(
+                    f"{conc:>11} {len(payloads):>6} {len(payloads) / wall:>9.1f} {mb / wall:>6.1f} "
+                    f"{statistics.median(latencies):>7.0f} {pct(latencies, 95):>7.0f} {max(latencies):>7.0f} "
+                    f"{queued:>6}"
+                )
                 if failures:
                     print(f"  {len(failures)} not accepted, e.g. {failures[0]}")
             rows = db.fetchone("SELECT count(*) AS n, count(DISTINCT dedupe_key) AS d FROM inbound_emails")
-            print(f"recorded emails: {rows['n']} (distinct {rows['d']}); load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"recorded emails: {rows['n']} (distinct {rows['d']}); load average {os.getloadavg()[0]:.1f}"
+            )
             db.close()
         finally:
             if host is not None:

@@ -57,5 +57,7 @@ def inbound_release(email_id, camera, park, as_json) -> None:
     if as_json:
         echo_json(outcome.as_dict())
     else:
-        click.echo(f"email {email_id} released as {camera}: {outcome.images_stored} photos stored, "
-                   f"{outcome.queued} newly queued" + (f" ({outcome.reason})" if outcome.reason else ""))
+        click.echo(
+            f"email {email_id} released as {camera}: {outcome.images_stored} photos stored, "
+            f"{outcome.queued} newly queued" + (f" ({outcome.reason})" if outcome.reason else "")
+        )

@@ -55,8 +55,12 @@ def handle(req: func.HttpRequest, svc) -> func.HttpResponse:
         settings = svc.settings
         if settings.sendgrid_webhook_public_key:
             try:
-                signature.verify(req.headers, body, _public_key(settings.sendgrid_webhook_public_key),
-                                 max_age_s=settings.sendgrid_webhook_max_age_s)
+                signature.verify(
+                    req.headers,
+                    body,
+                    _public_key(settings.sendgrid_webhook_public_key),
+                    max_age_s=settings.sendgrid_webhook_max_age_s,
+                )
             except signature.SignatureMissing as exc:
                 log.warning("inbound POST without signature: %s", exc)
                 return _json(401, {"error": "signature required", "detail": str(exc)})

@@ -55,7 +55,11 @@ BUILTIN_PATTERNS: list[dict[str, str]] = [
     # "[CAM01] motion", "[Waterhole-N]"
     {"brand": "generic", "field": "subject", "regex": r"\[\s*" + _ID + r"\s*\]"},
     # "CAM01", "CAM-7", "cam_012" anywhere
-    {"brand": "generic", "field": "any", "regex": r"(?i)(?<![A-Za-z0-9])(?P<camera>CAM[-_ ]?\d{1,4})(?![0-9])"},
+    {
+        "brand": "generic",
+        "field": "any",
+        "regex": r"(?i)(?<![A-Za-z0-9])(?P<camera>CAM[-_ ]?\d{1,4})(?![0-9])",
+    },
 ]
 
 
@@ -84,8 +88,9 @@ def load_patterns(extra_json: str | None = None) -> list[Pattern]:
             raise ValueError(f"INBOUND_CAMERA_PATTERNS is not JSON: {exc}") from None
         if not isinstance(extra, list):
             raise ValueError("INBOUND_CAMERA_PATTERNS must be a JSON list")
-    return ([_compile(e, f"INBOUND_CAMERA_PATTERNS[{i}]") for i, e in enumerate(extra)]
-            + [_compile(e, f"builtin[{i}]") for i, e in enumerate(BUILTIN_PATTERNS)])
+    return [_compile(e, f"INBOUND_CAMERA_PATTERNS[{i}]") for i, e in enumerate(extra)] + [
+        _compile(e, f"builtin[{i}]") for i, e in enumerate(BUILTIN_PATTERNS)
+    ]
 
 
 def normalize_id(value: str) -> str:
@@ -107,7 +112,7 @@ def split_plus(address: str) -> tuple[str, str | None]:
 class Identification:
     camera: dict | None = None
     park: dict | None = None
-    method: str | None = None           # sender | sender+id | id | plus-address
+    method: str | None = None  # sender | sender+id | id | plus-address
     quarantine_reason: str | None = None
     brand: str | None = None
     ids: list[str] = field(default_factory=list)
@@ -159,7 +164,9 @@ def recipients_of(email: InboundEmail) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(bases)), tags
 
 
-def identify(email: InboundEmail, parks: list[dict], cameras: list[dict], patterns: list[Pattern]) -> Identification:
+def identify(
+    email: InboundEmail, parks: list[dict], cameras: list[dict], patterns: list[Pattern]
+) -> Identification:
     """Decide the camera. ``parks``: parks reached through a recipient address; ``cameras``: candidate
     cameras (those with a matching sender address and those of ``parks``), each with ``park_id``."""
     ids, brand = extract_ids(email, patterns)
@@ -182,25 +189,39 @@ def identify(email: InboundEmail, parks: list[dict], cameras: list[dict], patter
             result.camera, result.method = named[0], "sender+id"
         else:
             result.quarantine_reason = with_detail(
-                AMBIGUOUS_CAMERA, f"{len(by_sender)} cameras send from {', '.join(sorted(senders))}; "
-                f"ids in the email: {', '.join(result.ids) or 'none'}")
+                AMBIGUOUS_CAMERA,
+                f"{len(by_sender)} cameras send from {', '.join(sorted(senders))}; "
+                f"ids in the email: {', '.join(result.ids) or 'none'}",
+            )
             return result
     else:
-        in_parks = [c for c in cameras if c["park_id"] in park_ids
-                    and not (parks_by_id[c["park_id"]].get("settings") or {}).get("require_known_sender")]
-        tagged = [c for c in in_parks if tags and {normalize_id(t) for t in tags} & {normalize_id(k) for k in _keys(c)}]
+        in_parks = [
+            c
+            for c in cameras
+            if c["park_id"] in park_ids
+            and not (parks_by_id[c["park_id"]].get("settings") or {}).get("require_known_sender")
+        ]
+        tagged = [
+            c
+            for c in in_parks
+            if tags and {normalize_id(t) for t in tags} & {normalize_id(k) for k in _keys(c)}
+        ]
         named = tagged or [c for c in in_parks if _mentions(c, wanted, texts)]
         if len(named) == 1:
             result.camera, result.method = named[0], "plus-address" if tagged else "id"
         elif len(named) > 1:
             result.quarantine_reason = with_detail(
-                AMBIGUOUS_CAMERA, f"ids {', '.join(result.ids) or '-'} match cameras "
-                f"{', '.join(sorted(c['name'] for c in named))}")
+                AMBIGUOUS_CAMERA,
+                f"ids {', '.join(result.ids) or '-'} match cameras "
+                f"{', '.join(sorted(c['name'] for c in named))}",
+            )
             return result
         else:
             result.quarantine_reason = with_detail(
-                UNKNOWN_SENDER, f"sender {', '.join(sorted(senders)) or 'none'}, to "
-                f"{', '.join(email.recipients) or 'none'}, ids {', '.join(result.ids) or 'none'}")
+                UNKNOWN_SENDER,
+                f"sender {', '.join(sorted(senders)) or 'none'}, to "
+                f"{', '.join(email.recipients) or 'none'}, ids {', '.join(result.ids) or 'none'}",
+            )
             return result
     result.park = parks_by_id.get(result.camera["park_id"])
     return result

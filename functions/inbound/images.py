@@ -20,7 +20,7 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from PIL import Image, UnidentifiedImageError
@@ -47,8 +47,16 @@ def sniff(data: bytes) -> str | None:
         return "jpeg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "png"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1",
-                                               b"avif"):
+    if data[4:8] == b"ftyp" and data[8:12] in (
+        b"heic",
+        b"heix",
+        b"hevc",
+        b"heim",
+        b"heis",
+        b"mif1",
+        b"msf1",
+        b"avif",
+    ):
         return "avif" if data[8:12] == b"avif" else "heic"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
@@ -63,7 +71,7 @@ def sniff(data: bytes) -> str | None:
 
 @dataclass
 class ImageCheck:
-    status: str                         # stored | unsupported | rejected
+    status: str  # stored | unsupported | rejected
     reason: str | None
     sha256: str
     size_bytes: int
@@ -81,16 +89,24 @@ class ImageCheck:
 
 def zone(name: str | None) -> ZoneInfo | timezone:
     try:
-        return ZoneInfo(name) if name else timezone.utc
+        return ZoneInfo(name) if name else UTC
     except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+        return UTC
 
 
-def inspect_image(data: bytes, *, declared_type: str | None, max_pixels: int, tz: str | None,
-                  email_date: datetime | None, received_at: datetime) -> ImageCheck:
+def inspect_image(
+    data: bytes,
+    *,
+    declared_type: str | None,
+    max_pixels: int,
+    tz: str | None,
+    email_date: datetime | None,
+    received_at: datetime,
+) -> ImageCheck:
     """Check one attachment; never raises for bad input (the reason says what is wrong)."""
-    check = ImageCheck(status="rejected", reason=None, sha256=hashlib.sha256(data).hexdigest(),
-                       size_bytes=len(data))
+    check = ImageCheck(
+        status="rejected", reason=None, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
+    )
     _fallback_time(check, email_date, received_at)
     if not data:
         check.reason = EMPTY_ATTACHMENT
@@ -100,7 +116,9 @@ def inspect_image(data: bytes, *, declared_type: str | None, max_pixels: int, tz
     declared = (declared_type or "").lower().split(";")[0].strip()
     if fmt is None:
         if declared in ("image/jpeg", "image/jpg", "image/pjpeg", "image/png"):
-            check.reason = with_detail(CORRUPT_IMAGE, f"declared {declared} but the bytes are not a JPEG or PNG")
+            check.reason = with_detail(
+                CORRUPT_IMAGE, f"declared {declared} but the bytes are not a JPEG or PNG"
+            )
         elif declared.startswith("image/"):
             check.status, check.reason = "unsupported", with_detail(UNSUPPORTED_FORMAT, declared)
         else:
@@ -121,8 +139,9 @@ def inspect_image(data: bytes, *, declared_type: str | None, max_pixels: int, tz
                 check.reason = with_detail(CORRUPT_IMAGE, f"{width}x{height} pixels")
                 return check
             if width * height > max_pixels:
-                check.reason = with_detail(TOO_MANY_PIXELS, f"{width}x{height} = {width * height} pixels, "
-                                           f"limit {max_pixels}")
+                check.reason = with_detail(
+                    TOO_MANY_PIXELS, f"{width}x{height} = {width * height} pixels, limit {max_pixels}"
+                )
                 return check
             if fmt == "jpeg":
                 _read_exif(img, check, tz)
@@ -134,8 +153,17 @@ def inspect_image(data: bytes, *, declared_type: str | None, max_pixels: int, tz
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         check.reason = with_detail(TOO_MANY_PIXELS, str(exc)[:200])
         return check
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-            RuntimeError, struct.error) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        IndexError,
+        TypeError,
+        RuntimeError,
+        struct.error,
+    ) as exc:
         check.reason = with_detail(CORRUPT_IMAGE, f"{type(exc).__name__}: {exc}"[:200])
         return check
     check.status = "stored"
@@ -163,14 +191,16 @@ def _exif_datetime(value, offset, tz: str | None) -> datetime | None:
         naive = datetime(*(int(g) for g in m.groups()))
     except ValueError:
         return None
-    if naive.year < 1990:
-        return None  # "0000:00:00 00:00:00" and cameras with a dead clock battery
+    if not 1990 <= naive.year <= 2200:
+        return None  # "0000:00:00 00:00:00", cameras with a dead clock battery, "9999:12:31" (overflows)
     if isinstance(offset, bytes):
         offset = offset.decode("ascii", "replace")
     om = _OFFSET.match(str(offset or ""))
-    if om:
+    if om and int(om.group(2)) * 60 + int(om.group(3)) < 24 * 60:  # "+99:99" is no offset: the zone decides
         sign = 1 if om.group(1) == "+" else -1
-        return naive.replace(tzinfo=timezone(sign * timedelta(hours=int(om.group(2)), minutes=int(om.group(3)))))
+        return naive.replace(
+            tzinfo=timezone(sign * timedelta(hours=int(om.group(2)), minutes=int(om.group(3))))
+        )
     return naive.replace(tzinfo=zone(tz))
 
 
@@ -201,8 +231,9 @@ def _read_exif(img: Image.Image, check: ImageCheck, tz: str | None) -> None:
         sub = exif.get_ifd(_EXIF_IFD)
     except Exception:  # noqa: BLE001
         sub = {}
-    taken = _exif_datetime(sub.get(_DATETIME_ORIGINAL) or sub.get(_DATETIME_DIGITIZED),
-                           sub.get(_OFFSET_ORIGINAL), tz)
+    taken = _exif_datetime(
+        sub.get(_DATETIME_ORIGINAL) or sub.get(_DATETIME_DIGITIZED), sub.get(_OFFSET_ORIGINAL), tz
+    )
     if taken is not None:
         check.taken_at, check.taken_at_source = taken, "exif"
     try:
@@ -211,8 +242,13 @@ def _read_exif(img: Image.Image, check: ImageCheck, tz: str | None) -> None:
         gps = {}
     if gps and 2 in gps and 4 in gps:
         lat, lon = _gps_coord(gps.get(2), gps.get(1)), _gps_coord(gps.get(4), gps.get(3))
-        if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180 \
-                and not (lat == 0 and lon == 0):
+        if (
+            lat is not None
+            and lon is not None
+            and -90 <= lat <= 90
+            and -180 <= lon <= 180
+            and not (lat == 0 and lon == 0)
+        ):
             check.gps_latitude, check.gps_longitude = round(lat, 7), round(lon, 7)
 
 
@@ -227,6 +263,6 @@ def path_segment(value: str) -> str:
 
 def blob_name(park_slug: str, camera_name: str, check: ImageCheck, tz: str | None) -> str:
     """``<park>/<camera>/<yyyy-mm-dd>/<sha256>.<ext>``; the date is the local date the photo was taken."""
-    taken = check.taken_at or datetime.now(timezone.utc)
+    taken = check.taken_at or datetime.now(UTC)
     day = taken.astimezone(zone(tz)).date().isoformat()
     return f"{path_segment(park_slug)}/{path_segment(camera_name)}/{day}/{check.sha256}.{check.ext or 'bin'}"

@@ -8,7 +8,8 @@ Order of work, and why nothing is lost or doubled:
    that process-image messages not yet sent (an earlier attempt crashed after the rows) are sent now;
 3. the raw POST goes to ``raw-emails/<sha256>.form`` (deterministic name, written once);
 4. the camera is identified; unknown -> ``quarantined``; a park's SPF/DKIM requirement is honoured;
-5. each attachment is checked (images.py); usable photos go to ``images/<park>/<camera>/<day>/<sha256>.<ext>``;
+5. each attachment is checked (images.py); usable photos go to
+   ``images/<park>/<camera>/<day>/<sha256>.<ext>``;
 6. the email row and its image rows are inserted in one transaction (ON CONFLICT on the dedupe key: a
    concurrent delivery of the same email finds the row and goes to step 2's path);
 7. one process-image message per stored image, each recorded with ``enqueued_at`` (inbound_repo.py).
@@ -20,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    status: str                     # accepted | quarantined | rejected | duplicate | released
+    status: str  # accepted | quarantined | rejected | duplicate | released
     correlation_id: str
     email_id: int | None = None
     reason: str | None = None
@@ -52,9 +54,15 @@ class Outcome:
     images: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "email_id": self.email_id, "reason": self.reason,
-                "images_stored": self.images_stored, "queued": self.queued,
-                "correlation_id": self.correlation_id, "images": self.images}
+        return {
+            "status": self.status,
+            "email_id": self.email_id,
+            "reason": self.reason,
+            "images_stored": self.images_stored,
+            "queued": self.queued,
+            "correlation_id": self.correlation_id,
+            "images": self.images,
+        }
 
 
 @lru_cache(maxsize=4)
@@ -77,13 +85,21 @@ def receive(body: bytes, headers: Mapping[str, str], svc, *, correlation_id: str
 def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
     settings = svc.settings
     repo = InboundRepository(svc.db)
-    received_at = datetime.now(timezone.utc)
+    received_at = datetime.now(UTC)
     sha = hashlib.sha256(body).hexdigest()
     content_type = headers.get("content-type") or headers.get("Content-Type")
 
     if len(body) > settings.max_email_bytes:
-        return _record_unparsed(repo, svc, body, sha, content_type, cid, keep_raw=False, reason=with_detail(
-            reasons.TOO_LARGE, f"{len(body)} bytes, limit {settings.max_email_bytes}"))
+        return _record_unparsed(
+            repo,
+            svc,
+            body,
+            sha,
+            content_type,
+            cid,
+            keep_raw=False,
+            reason=with_detail(reasons.TOO_LARGE, f"{len(body)} bytes, limit {settings.max_email_bytes}"),
+        )
     try:
         email = parse_request(body, content_type, max_parts=settings.max_attachments * 2 + 100)
     except Rejected as exc:
@@ -109,8 +125,13 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
         record.park_id = parks[0]["id"]
 
     if len(email.attachments) > settings.max_attachments:
-        record.status, record.reason = "rejected", with_detail(
-            reasons.TOO_MANY_ATTACHMENTS, f"{len(email.attachments)} attachments, limit {settings.max_attachments}")
+        record.status, record.reason = (
+            "rejected",
+            with_detail(
+                reasons.TOO_MANY_ATTACHMENTS,
+                f"{len(email.attachments)} attachments, limit {settings.max_attachments}",
+            ),
+        )
     else:
         quarantine = _quarantine_reason(email, ident)
         if quarantine:
@@ -122,41 +143,94 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
     email_id, created, stored_ids = repo.record(record, images)
     if not created:  # a concurrent delivery of the same email got there first
         return _duplicate(repo, svc, repo.email(email_id))
-    queued = repo.enqueue_pending(email_id, lambda row: _send(svc, row), stored_ids) \
-        if record.status == "accepted" else 0
-    outcome = Outcome(record.status, cid, email_id, record.reason,
-                      sum(1 for i in images if i.status == "stored"), queued,
-                      [{"index": i.attachment_index, "status": i.status, "reason": i.reason,
-                        "blob_name": i.blob_name} for i in images])
-    log.info("inbound email %s: %s", email_id, record.status,
-             extra={"email_id": email_id, "status": record.status, "reason": record.reason,
-                    "camera_id": record.camera_id, "images_stored": outcome.images_stored, "queued": queued})
+    queued = (
+        repo.enqueue_pending(email_id, lambda row: _send(svc, row), stored_ids)
+        if record.status == "accepted"
+        else 0
+    )
+    outcome = Outcome(
+        record.status,
+        cid,
+        email_id,
+        record.reason,
+        sum(1 for i in images if i.status == "stored"),
+        queued,
+        [
+            {"index": i.attachment_index, "status": i.status, "reason": i.reason, "blob_name": i.blob_name}
+            for i in images
+        ],
+    )
+    log.info(
+        "inbound email %s: %s",
+        email_id,
+        record.status,
+        extra={
+            "email_id": email_id,
+            "status": record.status,
+            "reason": record.reason,
+            "camera_id": record.camera_id,
+            "images_stored": outcome.images_stored,
+            "queued": queued,
+        },
+    )
     return outcome
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _email_record(email: InboundEmail, key: str, cid: str, raw_blob: str | None, size: int,
-                  content_type: str | None) -> EmailRecord:
+def _email_record(
+    email: InboundEmail, key: str, cid: str, raw_blob: str | None, size: int, content_type: str | None
+) -> EmailRecord:
     return EmailRecord(
-        dedupe_key=key, mode=email.mode, status="accepted", correlation_id=cid, message_id=email.message_id,
-        sender=email.sender, envelope_from=email.envelope_from, to_address=email.to_field,
-        subject=email.subject[:1000], email_date=email.date, spf=email.spf, dkim=email.dkim,
-        raw_blob=raw_blob, size_bytes=size, attachment_count=len(email.attachments),
+        dedupe_key=key,
+        mode=email.mode,
+        status="accepted",
+        correlation_id=cid,
+        message_id=email.message_id,
+        sender=email.sender,
+        envelope_from=email.envelope_from,
+        to_address=email.to_field,
+        subject=email.subject[:1000],
+        email_date=email.date,
+        spf=email.spf,
+        dkim=email.dkim,
+        raw_blob=raw_blob,
+        size_bytes=size,
+        attachment_count=len(email.attachments),
         sender_ip=email.sender_ip,
-        meta={"content_type": content_type, "recipients": email.recipients[:20],
-              "defects": email.defects[:20]})
+        meta={
+            "content_type": content_type,
+            "recipients": email.recipients[:20],
+            "defects": email.defects[:20],
+        },
+    )
 
 
-def _record_unparsed(repo: InboundRepository, svc, body: bytes, sha: str, content_type: str | None, cid: str,
-                     *, keep_raw: bool, reason: str) -> Outcome:
+def _record_unparsed(
+    repo: InboundRepository,
+    svc,
+    body: bytes,
+    sha: str,
+    content_type: str | None,
+    cid: str,
+    *,
+    keep_raw: bool,
+    reason: str,
+) -> Outcome:
     key = f"sha256:{sha}"
     existing = repo.by_dedupe_key(key)
     if existing is not None:
         return _duplicate(repo, svc, existing)
-    raw_blob = _store_raw(svc, body, sha, content_type, cid, datetime.now(timezone.utc)) if keep_raw else None
-    record = EmailRecord(dedupe_key=key, mode="unknown", status="rejected", reason=reason, correlation_id=cid,
-                         raw_blob=raw_blob, size_bytes=len(body),
-                         meta={"content_type": (content_type or "")[:200]})
+    raw_blob = _store_raw(svc, body, sha, content_type, cid, datetime.now(UTC)) if keep_raw else None
+    record = EmailRecord(
+        dedupe_key=key,
+        mode="unknown",
+        status="rejected",
+        reason=reason,
+        correlation_id=cid,
+        raw_blob=raw_blob,
+        size_bytes=len(body),
+        meta={"content_type": (content_type or "")[:200]},
+    )
     email_id, _, _ = repo.record(record, [])
     log.warning("inbound POST rejected: %s", reason, extra={"email_id": email_id, "reason": reason})
     return Outcome("rejected", cid, email_id, reason)
@@ -166,16 +240,29 @@ def _duplicate(repo: InboundRepository, svc, existing: dict[str, Any]) -> Outcom
     queued = 0
     if existing["status"] in ("accepted", "released"):
         queued = repo.enqueue_pending(existing["id"], lambda row: _send(svc, row))
-    log.info("inbound email %s: duplicate delivery (%s); %d missing messages sent", existing["id"],
-             existing["status"], queued, extra={"email_id": existing["id"], "queued": queued})
-    return Outcome("duplicate", str(existing["correlation_id"]), existing["id"], existing.get("reason"), 0, queued)
+    log.info(
+        "inbound email %s: duplicate delivery (%s); %d missing messages sent",
+        existing["id"],
+        existing["status"],
+        queued,
+        extra={"email_id": existing["id"], "queued": queued},
+    )
+    return Outcome(
+        "duplicate", str(existing["correlation_id"]), existing["id"], existing.get("reason"), 0, queued
+    )
 
 
 def _store_raw(svc, body: bytes, sha: str, content_type: str | None, cid: str, received_at: datetime) -> str:
     name = f"{sha}.form"
-    svc.storage.put_blob(names.RAW_EMAILS_CONTAINER, name, body,
-                         content_type=(content_type or "application/octet-stream")[:200],
-                         metadata={"correlation_id": cid, "received_at": received_at.isoformat()})
+    # printable ASCII only: a control character in a blob header makes Azure answer 400 (a 503, forever)
+    safe_type = re.sub(r"[^\x20-\x7e]", "", content_type or "")[:200] or "application/octet-stream"
+    svc.storage.put_blob(
+        names.RAW_EMAILS_CONTAINER,
+        name,
+        body,
+        content_type=safe_type,
+        metadata={"correlation_id": cid, "received_at": received_at.isoformat()},
+    )
     return name
 
 
@@ -184,9 +271,13 @@ def _quarantine_reason(email: InboundEmail, ident: Identification) -> str | None
         return ident.quarantine_reason
     park, camera = ident.park or {}, ident.camera or {}
     if park.get("require_spf_pass") and not email.spf_pass:
-        return with_detail(reasons.SPF_REQUIRED, f"park {park.get('slug')} requires SPF pass; got {email.spf!r}")
+        return with_detail(
+            reasons.SPF_REQUIRED, f"park {park.get('slug')} requires SPF pass; got {email.spf!r}"
+        )
     if park.get("require_dkim_pass") and not email.dkim_pass:
-        return with_detail(reasons.DKIM_REQUIRED, f"park {park.get('slug')} requires DKIM pass; got {email.dkim!r}")
+        return with_detail(
+            reasons.DKIM_REQUIRED, f"park {park.get('slug')} requires DKIM pass; got {email.dkim!r}"
+        )
     if camera.get("active") is False:
         return with_detail(reasons.CAMERA_INACTIVE, f"camera {camera.get('name')} is inactive")
     return None
@@ -201,40 +292,81 @@ def _email_status(email: InboundEmail, images: list[ImageRecord]) -> tuple[str, 
     return "rejected", with_detail(reasons.NO_USABLE_IMAGES, why)
 
 
-def process_images(email: InboundEmail, camera: dict, park: dict, svc, cid: str,
-                   received_at: datetime) -> list[ImageRecord]:
+def process_images(
+    email: InboundEmail, camera: dict, park: dict, svc, cid: str, received_at: datetime
+) -> list[ImageRecord]:
     """Check every attachment as a photo of ``camera``; store the usable ones in Blob Storage."""
     tz = camera.get("effective_timezone") or camera.get("timezone") or park.get("timezone")
     out = []
     for att in email.attachments:
-        check = inspect_image(att.data, declared_type=att.content_type, max_pixels=svc.settings.max_image_pixels,
-                              tz=tz, email_date=email.date, received_at=received_at)
+        check = inspect_image(
+            att.data,
+            declared_type=att.content_type,
+            max_pixels=svc.settings.max_image_pixels,
+            tz=tz,
+            email_date=email.date,
+            received_at=received_at,
+        )
         reason, name = check.reason, None
         if check.status == "stored":
             name = blob_name(park["slug"], camera["name"], check, tz)
-            svc.storage.put_blob(names.IMAGES_CONTAINER, name, att.data, content_type=check.content_type,
-                                 metadata={"park": park["slug"], "park_id": str(park["id"]),
-                                           "camera": camera["name"], "camera_id": str(camera["id"]),
-                                           "sha256": check.sha256, "correlation_id": cid,
-                                           "filename": att.filename or "",
-                                           "taken_at": check.taken_at.isoformat() if check.taken_at else "",
-                                           "taken_at_source": check.taken_at_source or ""})
+            svc.storage.put_blob(
+                names.IMAGES_CONTAINER,
+                name,
+                att.data,
+                content_type=check.content_type,
+                metadata={
+                    "park": park["slug"],
+                    "park_id": str(park["id"]),
+                    "camera": camera["name"],
+                    "camera_id": str(camera["id"]),
+                    "sha256": check.sha256,
+                    "correlation_id": cid,
+                    "filename": att.filename or "",
+                    "taken_at": check.taken_at.isoformat() if check.taken_at else "",
+                    "taken_at_source": check.taken_at_source or "",
+                },
+            )
             if att.filename_changed and att.original_filename:
-                reason = with_detail(reasons.FILENAME_SANITIZED, f"{att.original_filename!r} -> {att.filename!r}")
-        out.append(ImageRecord(
-            attachment_index=att.index, status=check.status, correlation_id=cid, park_id=park["id"],
-            camera_id=camera["id"], filename=att.filename, content_type=check.content_type or att.content_type,
-            sha256=check.sha256, blob_name=name, size_bytes=check.size_bytes, width=check.width,
-            height=check.height, taken_at=check.taken_at, taken_at_source=check.taken_at_source,
-            gps_latitude=check.gps_latitude, gps_longitude=check.gps_longitude, orientation=check.orientation,
-            reason=reason))
+                reason = with_detail(
+                    reasons.FILENAME_SANITIZED, f"{att.original_filename!r} -> {att.filename!r}"
+                )
+        out.append(
+            ImageRecord(
+                attachment_index=att.index,
+                status=check.status,
+                correlation_id=cid,
+                park_id=park["id"],
+                camera_id=camera["id"],
+                filename=att.filename,
+                content_type=check.content_type or att.content_type,
+                sha256=check.sha256,
+                blob_name=name,
+                size_bytes=check.size_bytes,
+                width=check.width,
+                height=check.height,
+                taken_at=check.taken_at,
+                taken_at_source=check.taken_at_source,
+                gps_latitude=check.gps_latitude,
+                gps_longitude=check.gps_longitude,
+                orientation=check.orientation,
+                reason=reason,
+            )
+        )
     return out
 
 
 def _send(svc, row: dict[str, Any]) -> str:
-    return svc.storage.enqueue(names.PROCESS_IMAGE_QUEUE, ProcessImage(
-        image_id=row["id"], blob_name=row["blob_name"], park_id=row["park_id"], camera_id=row["camera_id"],
-        correlation_id=row["correlation_id"]))
+    return svc.storage.enqueue(
+        names.PROCESS_IMAGE_QUEUE,
+        ProcessImage(
+            image_id=row["id"],
+            blob_name=row["blob_name"],
+            park_id=row["park_id"],
+            camera_id=row["camera_id"],
+            correlation_id=row["correlation_id"],
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------------ release
@@ -259,22 +391,44 @@ def release(email_id: int, camera_ref: str, park_ref: str | None, svc) -> Outcom
     parks = ParkRepository(svc.db)
     park = parks.park(camera["park_id"])
     body = svc.storage.get_blob(names.RAW_EMAILS_CONTAINER, row["raw_blob"])
-    email = parse_request(body, (row["meta"] or {}).get("content_type"),
-                          max_parts=svc.settings.max_attachments * 2 + 100)
+    email = parse_request(
+        body, (row["meta"] or {}).get("content_type"), max_parts=svc.settings.max_attachments * 2 + 100
+    )
     cid = str(row["correlation_id"])
     images = process_images(email, camera, park, svc, cid, row["received_at"])
     status, reason = _email_status(email, images)
     reason = reason if status != "accepted" else None
-    repo.release(email_id, park["id"], camera["id"], images, "released", reason,
-                 {"released_as": camera["name"], "quarantine_reason": row["reason"]}
-                 if row["status"] == "quarantined" else {})
+    repo.release(
+        email_id,
+        park["id"],
+        camera["id"],
+        images,
+        "released",
+        reason,
+        {"released_as": camera["name"], "quarantine_reason": row["reason"]}
+        if row["status"] == "quarantined"
+        else {},
+    )
     queued = repo.enqueue_pending(email_id, lambda r: _send(svc, r))
     stored = [i for i in repo.images_of(email_id) if i["status"] == "stored"]
-    log.info("inbound email %s released as camera %s", email_id, camera["name"],
-             extra={"email_id": email_id, "camera_id": camera["id"], "queued": queued})
-    return Outcome("released", cid, email_id, reason, len(stored), queued,
-                   [{"index": i.attachment_index, "status": i.status, "reason": i.reason,
-                     "blob_name": i.blob_name} for i in images])
+    log.info(
+        "inbound email %s released as camera %s",
+        email_id,
+        camera["name"],
+        extra={"email_id": email_id, "camera_id": camera["id"], "queued": queued},
+    )
+    return Outcome(
+        "released",
+        cid,
+        email_id,
+        reason,
+        len(stored),
+        queued,
+        [
+            {"index": i.attachment_index, "status": i.status, "reason": i.reason, "blob_name": i.blob_name}
+            for i in images
+        ],
+    )
 
 
 def _resolve_camera(svc, camera_ref: str, park_ref: str | None) -> dict[str, Any]:
@@ -294,10 +448,14 @@ def _resolve_camera(svc, camera_ref: str, park_ref: str | None) -> dict[str, Any
         params.append(park["id"])
     rows = svc.db.fetchall(
         "SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone "
-        f"FROM cameras c JOIN parks p ON p.id = c.park_id WHERE {where} ORDER BY c.id", params)
+        f"FROM cameras c JOIN parks p ON p.id = c.park_id WHERE {where} ORDER BY c.id",
+        params,
+    )
     if not rows:
         raise ReleaseError(f"no camera {camera_ref!r}" + (f" in park {park_ref}" if park_ref else ""))
     if len(rows) > 1:
-        raise ReleaseError(f"camera {camera_ref!r} is ambiguous (parks {', '.join(r['park_slug'] for r in rows)}); "
-                           "name the park with --park")
+        raise ReleaseError(
+            f"camera {camera_ref!r} is ambiguous (parks {', '.join(r['park_slug'] for r in rows)}); "
+            "name the park with --park"
+        )
     return rows[0]

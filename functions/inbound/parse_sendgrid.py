@@ -19,7 +19,7 @@ import codecs
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
@@ -29,9 +29,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from .reasons import MALFORMED_FORM, NOT_MULTIPART, NOT_SENDGRID, RAW_NOT_EMAIL, TOO_MANY_ATTACHMENTS, Rejected
+from .reasons import (
+    MALFORMED_FORM,
+    NOT_MULTIPART,
+    NOT_SENDGRID,
+    RAW_NOT_EMAIL,
+    TOO_MANY_ATTACHMENTS,
+    Rejected,
+)
 
 _ATTACHMENT_FIELD = re.compile(r"^attachment(\d{1,4})$")
+MIN_YEAR, MAX_YEAR = 1900, 2200  # a Date outside is a broken clock (and overflows once moved to a zone)
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -45,10 +53,10 @@ class FormPart:
 
 @dataclass
 class Attachment:
-    index: int                       # 1-based, in the order of the email
-    filename: str | None             # safe: no path or control characters
-    original_filename: str | None    # as the email named it
-    content_type: str | None         # as declared (the bytes decide, see images.py)
+    index: int  # 1-based, in the order of the email
+    filename: str | None  # safe: no path or control characters
+    original_filename: str | None  # as the email named it
+    content_type: str | None  # as declared (the bytes decide, see images.py)
     data: bytes
     content_id: str | None = None
     inline: bool = False
@@ -60,9 +68,9 @@ class Attachment:
 
 @dataclass
 class InboundEmail:
-    mode: str                                         # 'parsed' | 'raw'
-    sender: str | None = None                         # the From header as written
-    sender_address: str | None = None                 # its address, lower case
+    mode: str  # 'parsed' | 'raw'
+    sender: str | None = None  # the From header as written
+    sender_address: str | None = None  # its address, lower case
     envelope_from: str | None = None
     envelope_to: list[str] = field(default_factory=list)
     to_field: str | None = None
@@ -91,10 +99,14 @@ class InboundEmail:
 def decode_form(body: bytes, content_type: str | None, *, max_parts: int) -> list[FormPart]:
     """The parts of a multipart/form-data body, as bytes; Rejected when it is not one."""
     mimetype, options = parse_options_header(content_type or "")
+    mimetype = mimetype.lower()
     boundary = options.get("boundary")
     if mimetype != "multipart/form-data" or not boundary:
-        raise Rejected(NOT_MULTIPART, f"Content-Type {mimetype or 'missing'}"
-                       + ("" if mimetype != "multipart/form-data" else " without a boundary"))
+        raise Rejected(
+            NOT_MULTIPART,
+            f"Content-Type {mimetype or 'missing'}"
+            + ("" if mimetype != "multipart/form-data" else " without a boundary"),
+        )
     decoder = MultipartDecoder(boundary.encode("latin-1", "replace"), max_parts=max_parts)
     parts: list[FormPart] = []
     current: FormPart | None = None
@@ -105,8 +117,12 @@ def decode_form(body: bytes, content_type: str | None, *, max_parts: int) -> lis
         while True:
             event = decoder.next_event()
             if isinstance(event, (Field, File)):
-                current = FormPart(event.name, event.filename if isinstance(event, File) else None,
-                                   event.headers.get("content-type"), b"")
+                current = FormPart(
+                    event.name,
+                    event.filename if isinstance(event, File) else None,
+                    event.headers.get("content-type"),
+                    b"",
+                )
                 chunks = []
             elif isinstance(event, Data):
                 if current is None:
@@ -130,10 +146,20 @@ def decode_form(body: bytes, content_type: str | None, *, max_parts: int) -> lis
 
 
 def _charset(name: str | None) -> str:
+    """The codec of a declared charset; utf-8 for unknown names and for codecs that are not text encodings
+    (base64, hex, rot13, zlib: ``bytes.decode`` refuses them)."""
     try:
-        return codecs.lookup(name or "utf-8").name
+        info = codecs.lookup(name or "utf-8")
     except LookupError:
         return "utf-8"
+    return info.name if getattr(info, "_is_text_encoding", True) else "utf-8"
+
+
+def _decode(data: bytes, charset: str) -> str:
+    try:
+        return data.decode(charset, "replace")
+    except (LookupError, UnicodeError):  # idna, punycode: no 'replace' error handling
+        return data.decode("utf-8", "replace")
 
 
 class _Form:
@@ -163,7 +189,7 @@ class _Form:
         for name in names:
             part = self._by_name.get(name)
             if part is not None:
-                return part.data.decode(_charset(self.charsets.get(name)), "replace")
+                return _decode(part.data, _charset(self.charsets.get(name)))
         return None
 
     def json(self, name: str, defects: list[str]):
@@ -190,7 +216,7 @@ def safe_filename(name: str | None) -> str | None:
 def _addresses(*values: str | None) -> list[str]:
     out: list[str] = []
     for _name, addr in getaddresses([v for v in values if v]):
-        addr = addr.strip().lower()
+        addr = re.sub(r"[\x00-\x1f\x7f]", "", addr).strip().lower()
         if "@" in addr and addr not in out:
             out.append(addr)
     return out
@@ -224,7 +250,10 @@ def _date(value: str | None, defects: list[str]) -> datetime | None:
         return None
     if dt is None:
         return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+    if not MIN_YEAR <= dt.year <= MAX_YEAR:
+        defects.append(f"Date header year {dt.year} is not a clock's")
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------- the modes
@@ -293,10 +322,17 @@ def _parse_default(form: _Form) -> InboundEmail:
         meta = meta if isinstance(meta, dict) else {}
         original = part.filename or meta.get("filename") or meta.get("name")
         content_id = meta.get("content-id") or None
-        email.attachments.append(Attachment(
-            index=position, filename=safe_filename(original), original_filename=original,
-            content_type=(meta.get("type") or part.content_type or None), data=part.data,
-            content_id=content_id, inline=bool(content_id)))
+        email.attachments.append(
+            Attachment(
+                index=position,
+                filename=safe_filename(original),
+                original_filename=original,
+                content_type=(meta.get("type") or part.content_type or None),
+                data=part.data,
+                content_id=content_id,
+                inline=bool(content_id),
+            )
+        )
     return _finish(email, form.text("cc"))
 
 
@@ -335,8 +371,15 @@ def _parse_raw(form: _Form) -> InboundEmail:
         index += 1
         data = part.get_payload(decode=True) or b""
         content_id = _header(part, "Content-ID")
-        email.attachments.append(Attachment(
-            index=index, filename=safe_filename(original), original_filename=original, content_type=ctype,
-            data=data, content_id=content_id.strip("<>") if content_id else None,
-            inline=disposition == "inline" or (disposition is None and content_id is not None)))
+        email.attachments.append(
+            Attachment(
+                index=index,
+                filename=safe_filename(original),
+                original_filename=original,
+                content_type=ctype,
+                data=data,
+                content_id=content_id.strip("<>") if content_id else None,
+                inline=disposition == "inline" or (disposition is None and content_id is not None),
+            )
+        )
     return _finish(email, cc)

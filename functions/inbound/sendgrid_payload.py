@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -41,8 +41,13 @@ class Payload:
     message_id: str | None
     mode: str
 
-    def headers(self, *, signer: WebhookSigner | None = None, function_key: str | None = None,
-                timestamp: int | None = None) -> dict[str, str]:
+    def headers(
+        self,
+        *,
+        signer: WebhookSigner | None = None,
+        function_key: str | None = None,
+        timestamp: int | None = None,
+    ) -> dict[str, str]:
         """HTTP headers to POST this payload with (signature and function key when given)."""
         out = {"Content-Type": self.content_type, "User-Agent": "Sendlib/1.0 (TrapAlert payload builder)"}
         if signer is not None:
@@ -67,10 +72,12 @@ class FormBuilder:
     boundary: str = BOUNDARY
     fields: list[_Field] = field(default_factory=list)
 
-    def add(self, name: str, value: str | bytes, *, filename: str | None = None,
-            content_type: str | None = None) -> FormBuilder:
-        self.fields.append(_Field(name, value.encode() if isinstance(value, str) else value, filename,
-                                  content_type))
+    def add(
+        self, name: str, value: str | bytes, *, filename: str | None = None, content_type: str | None = None
+    ) -> FormBuilder:
+        self.fields.append(
+            _Field(name, value.encode() if isinstance(value, str) else value, filename, content_type)
+        )
         return self
 
     def build(self) -> bytes:
@@ -102,12 +109,27 @@ def _domain(address: str) -> str:
     return address.rsplit("@", 1)[-1].strip("> ") if "@" in address else "example.org"
 
 
-def build_payload(*, sender: str, to: str, subject: str, images: list[ImageFile] | tuple = (), text: str = "",
-                  html: str | None = None, mode: str = "parsed", message_id: str | None | bool = True,
-                  date: datetime | None = None, spf: str = "pass", dkim: str | None = "pass",
-                  envelope_from: str | None = None, envelope_to: list[str] | None = None, cc: str | None = None,
-                  extra_headers: dict[str, str] | None = None, sender_ip: str = "203.0.113.7",
-                  nested: bool = True, boundary: str = BOUNDARY) -> Payload:
+def build_payload(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    images: list[ImageFile] | tuple = (),
+    text: str = "",
+    html: str | None = None,
+    mode: str = "parsed",
+    message_id: str | None | bool = True,
+    date: datetime | None = None,
+    spf: str = "pass",
+    dkim: str | None = "pass",
+    envelope_from: str | None = None,
+    envelope_to: list[str] | None = None,
+    cc: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+    sender_ip: str = "203.0.113.7",
+    nested: bool = True,
+    boundary: str = BOUNDARY,
+) -> Payload:
     """A SendGrid Inbound Parse POST. ``message_id``: True for a fresh one, None/False for none, or a value.
     ``dkim``: 'pass'/'fail'/... becomes SendGrid's ``{@domain : pass}``; None leaves the field out."""
     if mode not in ("parsed", "raw"):
@@ -116,7 +138,7 @@ def build_payload(*, sender: str, to: str, subject: str, images: list[ImageFile]
         message_id = make_msgid(domain=_domain(sender))
     elif message_id is False:
         message_id = None
-    date = date or datetime.now(timezone.utc)
+    date = date or datetime.now(UTC)
     envelope = {"to": envelope_to or [to], "from": envelope_from or _address_of(sender)}
     dkim_text = None if dkim is None else f"{{@{_domain(sender)} : {dkim}}}"
     for i, img in enumerate(images, start=1):
@@ -134,15 +156,20 @@ def build_payload(*, sender: str, to: str, subject: str, images: list[ImageFile]
         form.add("SPF", spf)
         return Payload(form.build(), form.content_type, message_id, mode)
 
-    header_lines = ["MIME-Version: 1.0", f"From: {sender}", f"Date: {format_datetime(date)}",
-                    f"Subject: {subject}", f"To: {to}"]
+    header_lines = [
+        "MIME-Version: 1.0",
+        f"From: {sender}",
+        f"Date: {format_datetime(date)}",
+        f"Subject: {subject}",
+        f"To: {to}",
+    ]
     if cc:
         header_lines.append(f"Cc: {cc}")
     if message_id:
         header_lines.append(f"Message-ID: {message_id}")
     for k, v in (extra_headers or {}).items():
         header_lines.append(f"{k}: {v}")
-    header_lines.append("Content-Type: multipart/mixed; boundary=\"000000000000a1b2c3\"")
+    header_lines.append('Content-Type: multipart/mixed; boundary="000000000000a1b2c3"')
     form.add("headers", "\n".join(header_lines) + "\n")
     if dkim_text is not None:
         form.add("dkim", dkim_text)
@@ -167,12 +194,18 @@ def build_payload(*, sender: str, to: str, subject: str, images: list[ImageFile]
     form.add("subject", subject)
     if images:
         form.add("attachment-info", json.dumps(info))
-    form.add("charsets", json.dumps({"to": "UTF-8", "html": "UTF-8", "subject": "UTF-8", "from": "UTF-8",
-                                     "text": "UTF-8"}))
+    form.add(
+        "charsets",
+        json.dumps({"to": "UTF-8", "html": "UTF-8", "subject": "UTF-8", "from": "UTF-8", "text": "UTF-8"}),
+    )
     form.add("SPF", spf)
     for i, img in enumerate(images, start=1):
-        form.add(f"attachment{i}", img.data, filename=img.filename if img.filename is not None else "",
-                 content_type=img.content_type)
+        form.add(
+            f"attachment{i}",
+            img.data,
+            filename=img.filename if img.filename is not None else "",
+            content_type=img.content_type,
+        )
     return Payload(form.build(), form.content_type, message_id, mode)
 
 
@@ -197,14 +230,24 @@ def _mime(sender, to, subject, text, html, images, message_id, date, cc, extra_h
     msg.set_content(text or " ")
     inline = [img for img in images if img.inline]
     if nested or inline or html is not None:
-        body_html = html or "<html><body>" + "".join(
-            f'<img src="cid:{img.content_id}">' for img in inline) + "</body></html>"
+        body_html = (
+            html
+            or "<html><body>"
+            + "".join(f'<img src="cid:{img.content_id}">' for img in inline)
+            + "</body></html>"
+        )
         msg.add_alternative(body_html, subtype="html")
         html_part = msg.get_payload()[-1]
         for img in inline:
             maintype, _, subtype = img.content_type.partition("/")
-            html_part.add_related(img.data, maintype, subtype or "octet-stream", cid=f"<{img.content_id}>",
-                                  filename=img.filename, disposition="inline")
+            html_part.add_related(
+                img.data,
+                maintype,
+                subtype or "octet-stream",
+                cid=f"<{img.content_id}>",
+                filename=img.filename,
+                disposition="inline",
+            )
     for img in images:
         if img.inline:
             continue

@@ -55,8 +55,14 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value.strip() if value else None
 
 
-def verify(headers: Mapping[str, str], body: bytes, public_key: ec.EllipticCurvePublicKey, *,
-           max_age_s: int, now: float | None = None) -> None:
+def verify(
+    headers: Mapping[str, str],
+    body: bytes,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    max_age_s: int,
+    now: float | None = None,
+) -> None:
     """Raise SignatureMissing or SignatureInvalid unless ``body`` is signed by SendGrid's key."""
     signature = _header(headers, SIGNATURE_HEADER)
     timestamp = _header(headers, TIMESTAMP_HEADER)
@@ -90,7 +96,8 @@ class WebhookSigner:
     def public_key_base64(self) -> str:
         """The public key as SendGrid shows it (base64 DER), the value of SENDGRID_WEBHOOK_PUBLIC_KEY."""
         der = self.private_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return base64.b64encode(der).decode()
 
     def headers(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:

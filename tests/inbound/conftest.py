@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,18 @@ PARK_Y = "park-y@alerts.example.org"
 CAM01_SENDER = "cam01@traps.example.org"
 
 
-def make_jpeg(width: int = 320, height: int = 240, *, color=(40, 120, 60), exif_time: str | None = None,
-              offset: str | None = None, gps: tuple[float, float] | None = None, orientation: int | None = None,
-              quality: int = 85, noise: bool = False) -> bytes:
+def make_jpeg(
+    width: int = 320,
+    height: int = 240,
+    *,
+    color=(40, 120, 60),
+    exif_time: str | None = None,
+    offset: str | None = None,
+    gps: tuple[float, float] | None = None,
+    orientation: int | None = None,
+    quality: int = 85,
+    noise: bool = False,
+) -> bytes:
     if noise:
         import os
 
@@ -50,8 +59,9 @@ def make_jpeg(width: int = 320, height: int = 240, *, color=(40, 120, 60), exif_
             s = round(((v - d) * 60 - m) * 60 * 100)
             return (IFDRational(d, 1), IFDRational(m, 1), IFDRational(s, 100))
 
-        exif.get_ifd(0x8825).update({1: "S" if lat < 0 else "N", 2: dms(lat), 3: "W" if lon < 0 else "E",
-                                     4: dms(lon)})
+        exif.get_ifd(0x8825).update(
+            {1: "S" if lat < 0 else "N", 2: dms(lat), 3: "W" if lon < 0 else "E", 4: dms(lon)}
+        )
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality, exif=exif if len(exif) or exif_time or gps else b"")
     return buf.getvalue()
@@ -72,9 +82,19 @@ def jpeg() -> bytes:
 def registry(clean_db, clean_queues):
     """Two parks and cameras of several brands; clean database and queues."""
     repo = ParkRepository(clean_db)
-    repo.add_park(ParkIn(slug="park-x", name="Park X", timezone="Africa/Johannesburg", inbound_address=PARK_X))
-    repo.add_park(ParkIn(slug="park-y", name="Park Y", timezone="UTC", inbound_address=PARK_Y,
-                         require_spf_pass=True, require_dkim_pass=True))
+    repo.add_park(
+        ParkIn(slug="park-x", name="Park X", timezone="Africa/Johannesburg", inbound_address=PARK_X)
+    )
+    repo.add_park(
+        ParkIn(
+            slug="park-y",
+            name="Park Y",
+            timezone="UTC",
+            inbound_address=PARK_Y,
+            require_spf_pass=True,
+            require_dkim_pass=True,
+        )
+    )
     cams = {}
     for name, senders, aliases, brand in [
         ("CAM01", [CAM01_SENDER], ["CAM01"], "generic"),
@@ -90,16 +110,22 @@ def registry(clean_db, clean_queues):
         ("North-2", ["noreply@shared.example.com"], [], "generic"),
         ("Old-5", ["old5@traps.example.org"], [], "generic"),
     ]:
-        cams[name] = repo.add_camera("park-x", CameraIn(name=name, sender_addresses=senders, aliases=aliases,
-                                                        brand=brand))
+        cams[name] = repo.add_camera(
+            "park-x", CameraIn(name=name, sender_addresses=senders, aliases=aliases, brand=brand)
+        )
     cams["Y1"] = repo.add_camera("park-y", CameraIn(name="Y1", sender_addresses=["y1@traps.example.org"]))
     clean_db.execute("UPDATE cameras SET active = false WHERE name = 'Old-5'")
     return cams
 
 
 def payload(images=None, *, sender=CAM01_SENDER, to=PARK_X, subject="CAM01 motion", **kw) -> Payload:
-    return build_payload(sender=sender, to=to, subject=subject,
-                         images=images if images is not None else [ImageFile("IMG_0001.JPG", make_jpeg())], **kw)
+    return build_payload(
+        sender=sender,
+        to=to,
+        subject=subject,
+        images=images if images is not None else [ImageFile("IMG_0001.JPG", make_jpeg())],
+        **kw,
+    )
 
 
 def queue_messages(storage, queue: str = names.PROCESS_IMAGE_QUEUE) -> list[dict]:
@@ -117,18 +143,21 @@ def image_rows(db) -> list[dict]:
 
 
 def utc(dt: datetime) -> datetime:
-    from datetime import timezone
 
-    return dt.astimezone(timezone.utc)
+    return dt.astimezone(UTC)
 
 
 @pytest.fixture(scope="session")
 def webhook_host(azurite, database_url, tmp_path_factory):
     """A local Functions host serving the real process-email function (one per test run, to stay fast)."""
     tmp = tmp_path_factory.mktemp("webhook-host")
-    host = HostProcess(script_root=WEBHOOK_APP, env=host_env(azurite.connection_string, database_url),
-                       port=free_port(), log_path=tmp / "host.log",
-                       host_json=write_host_json(tmp / "host.json")).start()
+    host = HostProcess(
+        script_root=WEBHOOK_APP,
+        env=host_env(azurite.connection_string, database_url),
+        port=free_port(),
+        log_path=tmp / "host.log",
+        host_json=write_host_json(tmp / "host.json"),
+    ).start()
     yield host
     host.stop(timeout_s=10)
 

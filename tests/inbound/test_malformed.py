@@ -6,13 +6,13 @@ handful also run over HTTP through the local host.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from datetime import UTC
 
 import azure.functions as func
 import pytest
@@ -20,7 +20,16 @@ import pytest
 from functions import names
 from functions.inbound.sendgrid_payload import FormBuilder, ImageFile
 
-from .conftest import CAM01_SENDER, PARK_X, PARK_Y, email_rows, image_rows, make_jpeg, payload, post, queue_messages
+from .conftest import (
+    CAM01_SENDER,
+    PARK_X,
+    PARK_Y,
+    email_rows,
+    image_rows,
+    make_jpeg,
+    payload,
+    queue_messages,
+)
 
 JPEG = make_jpeg()
 
@@ -28,7 +37,9 @@ JPEG = make_jpeg()
 def _form(*fields: tuple) -> tuple[bytes, str]:
     fb = FormBuilder()
     for name, value, *rest in fields:
-        fb.add(name, value, filename=rest[0] if rest else None, content_type=rest[1] if len(rest) > 1 else None)
+        fb.add(
+            name, value, filename=rest[0] if rest else None, content_type=rest[1] if len(rest) > 1 else None
+        )
     return fb.build(), fb.content_type
 
 
@@ -39,11 +50,22 @@ def _p(*args, **kw) -> tuple[bytes, str]:
 
 def _png_bomb() -> bytes:
     """A valid PNG header claiming 100000 x 100000 pixels, with almost no data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _raw_email_field(value: bytes) -> tuple[bytes, str]:
@@ -55,8 +77,8 @@ class Case:
     id: str
     build: Callable[[], tuple[bytes, str]]
     email_status: str
-    reason: str | None                      # code expected at the start of inbound_emails.reason
-    image_reason: str | None = None         # code expected on the (first) image row
+    reason: str | None  # code expected at the start of inbound_emails.reason
+    image_reason: str | None = None  # code expected on the (first) image row
     image_status: str | None = None
     queued: int = 0
     http: int = 200
@@ -68,85 +90,276 @@ CASES = [
     Case("empty-body", lambda: (b"", ""), "rejected", "not_multipart"),
     Case("json-body", lambda: (b'{"from": "x"}', "application/json"), "rejected", "not_multipart"),
     Case("text-plain", lambda: (b"hello", "text/plain"), "rejected", "not_multipart"),
-    Case("urlencoded", lambda: (b"from=a&to=b", "application/x-www-form-urlencoded"), "rejected", "not_multipart"),
+    Case(
+        "urlencoded",
+        lambda: (b"from=a&to=b", "application/x-www-form-urlencoded"),
+        "rejected",
+        "not_multipart",
+    ),
     Case("multipart-no-boundary", lambda: (_p()[0], "multipart/form-data"), "rejected", "not_multipart"),
-    Case("wrong-boundary", lambda: (_p()[0], "multipart/form-data; boundary=other"), "rejected", "malformed_form"),
+    Case(
+        "wrong-boundary",
+        lambda: (_p()[0], "multipart/form-data; boundary=other"),
+        "rejected",
+        "malformed_form",
+    ),
     Case("truncated-body", lambda: (_p()[0][:700], _p()[1]), "rejected", "malformed_form"),
-    Case("only-closing-boundary", lambda: (b"--xYzZY--\r\n", "multipart/form-data; boundary=xYzZY"), "rejected",
-         "malformed_form"),
-    Case("part-without-disposition", lambda: (b"--xYzZY\r\nContent-Type: text/plain\r\n\r\nhi\r\n--xYzZY--\r\n",
-                                              "multipart/form-data; boundary=xYzZY"), "rejected", "malformed_form"),
-    Case("binary-garbage", lambda: (os.urandom(4096), "multipart/form-data; boundary=xYzZY"), "rejected",
-         "malformed_form"),
+    Case(
+        "only-closing-boundary",
+        lambda: (b"--xYzZY--\r\n", "multipart/form-data; boundary=xYzZY"),
+        "rejected",
+        "malformed_form",
+    ),
+    Case(
+        "part-without-disposition",
+        lambda: (
+            b"--xYzZY\r\nContent-Type: text/plain\r\n\r\nhi\r\n--xYzZY--\r\n",
+            "multipart/form-data; boundary=xYzZY",
+        ),
+        "rejected",
+        "malformed_form",
+    ),
+    Case(
+        "binary-garbage",
+        lambda: (os.urandom(4096), "multipart/form-data; boundary=xYzZY"),
+        "rejected",
+        "malformed_form",
+    ),
     Case("unrelated-form", lambda: _form(("foo", "bar"), ("baz", "1")), "rejected", "not_sendgrid"),
     # -- raw mode that is not an email ------------------------------------------------------------------
     Case("raw-empty", lambda: _raw_email_field(b""), "rejected", "raw_not_email"),
     Case("raw-text", lambda: _raw_email_field(b"hello world, no headers here"), "rejected", "raw_not_email"),
-    Case("raw-binary", lambda: _raw_email_field(os.urandom(2048).replace(b":", b".")), "rejected",
-         "raw_not_email"),
+    Case(
+        "raw-binary",
+        lambda: _raw_email_field(os.urandom(2048).replace(b":", b".")),
+        "rejected",
+        "raw_not_email",
+    ),
     # -- no usable photo --------------------------------------------------------------------------------
     Case("no-attachments", lambda: _p([]), "rejected", "no_images"),
-    Case("pdf-only", lambda: _p([ImageFile("report.pdf", b"%PDF-1.4 ...", "application/pdf")]), "rejected",
-         "no_images", "not_an_image", "unsupported"),
-    Case("text-attachment", lambda: _p([ImageFile("log.txt", b"battery 10%", "text/plain")]), "rejected",
-         "no_images", "not_an_image", "unsupported"),
-    Case("heic", lambda: _p([ImageFile("IMG.HEIC", b"\0\0\0\x18ftypheic\0\0\0\0" + b"\0" * 64, "image/heic")]),
-         "rejected", "no_usable_images", "unsupported_format", "unsupported"),
-    Case("gif", lambda: _p([ImageFile("a.gif", b"GIF89a" + b"\0" * 32, "image/gif")]), "rejected",
-         "no_usable_images", "unsupported_format", "unsupported"),
-    Case("webp", lambda: _p([ImageFile("a.webp", b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 32, "image/webp")]), "rejected",
-         "no_usable_images", "unsupported_format", "unsupported"),
-    Case("truncated-jpeg", lambda: _p([ImageFile("a.jpg", JPEG[: len(JPEG) // 2])]), "rejected",
-         "no_usable_images", "corrupt_image", "rejected"),
-    Case("jpeg-magic-then-garbage", lambda: _p([ImageFile("a.jpg", b"\xff\xd8\xff" + os.urandom(3000))]),
-         "rejected", "no_usable_images", "corrupt_image", "rejected"),
-    Case("random-bytes-declared-jpeg", lambda: _p([ImageFile("a.jpg", os.urandom(2000))]), "rejected",
-         "no_usable_images", "corrupt_image", "rejected"),
-    Case("empty-attachment", lambda: _p([ImageFile("a.jpg", b"")]), "rejected", "no_usable_images",
-         "empty_attachment", "rejected"),
-    Case("png-decompression-bomb", lambda: _p([ImageFile("bomb.png", _png_bomb(), "image/png")]), "rejected",
-         "no_usable_images", "too_many_pixels", "rejected"),
-    Case("over-pixel-limit", lambda: _p([ImageFile("big.jpg", make_jpeg(400, 300))]), "rejected",
-         "no_usable_images", "too_many_pixels", "rejected", env={"MAX_IMAGE_PIXELS": "100000"}),
+    Case(
+        "pdf-only",
+        lambda: _p([ImageFile("report.pdf", b"%PDF-1.4 ...", "application/pdf")]),
+        "rejected",
+        "no_images",
+        "not_an_image",
+        "unsupported",
+    ),
+    Case(
+        "text-attachment",
+        lambda: _p([ImageFile("log.txt", b"battery 10%", "text/plain")]),
+        "rejected",
+        "no_images",
+        "not_an_image",
+        "unsupported",
+    ),
+    Case(
+        "heic",
+        lambda: _p([ImageFile("IMG.HEIC", b"\0\0\0\x18ftypheic\0\0\0\0" + b"\0" * 64, "image/heic")]),
+        "rejected",
+        "no_usable_images",
+        "unsupported_format",
+        "unsupported",
+    ),
+    Case(
+        "gif",
+        lambda: _p([ImageFile("a.gif", b"GIF89a" + b"\0" * 32, "image/gif")]),
+        "rejected",
+        "no_usable_images",
+        "unsupported_format",
+        "unsupported",
+    ),
+    Case(
+        "webp",
+        lambda: _p([ImageFile("a.webp", b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 32, "image/webp")]),
+        "rejected",
+        "no_usable_images",
+        "unsupported_format",
+        "unsupported",
+    ),
+    Case(
+        "truncated-jpeg",
+        lambda: _p([ImageFile("a.jpg", JPEG[: len(JPEG) // 2])]),
+        "rejected",
+        "no_usable_images",
+        "corrupt_image",
+        "rejected",
+    ),
+    Case(
+        "jpeg-magic-then-garbage",
+        lambda: _p([ImageFile("a.jpg", b"\xff\xd8\xff" + os.urandom(3000))]),
+        "rejected",
+        "no_usable_images",
+        "corrupt_image",
+        "rejected",
+    ),
+    Case(
+        "random-bytes-declared-jpeg",
+        lambda: _p([ImageFile("a.jpg", os.urandom(2000))]),
+        "rejected",
+        "no_usable_images",
+        "corrupt_image",
+        "rejected",
+    ),
+    Case(
+        "empty-attachment",
+        lambda: _p([ImageFile("a.jpg", b"")]),
+        "rejected",
+        "no_usable_images",
+        "empty_attachment",
+        "rejected",
+    ),
+    Case(
+        "png-decompression-bomb",
+        lambda: _p([ImageFile("bomb.png", _png_bomb(), "image/png")]),
+        "rejected",
+        "no_usable_images",
+        "too_many_pixels",
+        "rejected",
+    ),
+    Case(
+        "over-pixel-limit",
+        lambda: _p([ImageFile("big.jpg", make_jpeg(400, 300))]),
+        "rejected",
+        "no_usable_images",
+        "too_many_pixels",
+        "rejected",
+        env={"MAX_IMAGE_PIXELS": "100000"},
+    ),
     # -- limits -----------------------------------------------------------------------------------------
-    Case("too-many-attachments", lambda: _p([ImageFile(f"{i}.jpg", JPEG) for i in range(4)]), "rejected",
-         "too_many_attachments", env={"MAX_ATTACHMENTS": "3"}),
-    Case("too-large", lambda: _p([ImageFile("a.jpg", JPEG)]), "rejected", "too_large",
-         env={"MAX_EMAIL_BYTES": "2000"}),
+    Case(
+        "too-many-attachments",
+        lambda: _p([ImageFile(f"{i}.jpg", JPEG) for i in range(4)]),
+        "rejected",
+        "too_many_attachments",
+        env={"MAX_ATTACHMENTS": "3"},
+    ),
+    Case(
+        "too-large",
+        lambda: _p([ImageFile("a.jpg", JPEG)]),
+        "rejected",
+        "too_large",
+        env={"MAX_EMAIL_BYTES": "2000"},
+    ),
     # -- hostile filenames: the photo is kept, the name sanitized and the reason noted --------------------
-    Case("path-traversal-filename", lambda: _p([ImageFile("../../etc/passwd.jpg", JPEG)]), "accepted", None,
-         "filename_sanitized", "stored", queued=1),
-    Case("windows-path-filename", lambda: _p([ImageFile("C:\\DCIM\\100RECNX\\IMG_0001.JPG", JPEG)]), "accepted",
-         None, "filename_sanitized", "stored", queued=1),
-    Case("control-chars-filename", lambda: _p([ImageFile("IMG\x00\x01_1.jpg", JPEG)]), "accepted", None,
-         "filename_sanitized", "stored", queued=1),
+    Case(
+        "path-traversal-filename",
+        lambda: _p([ImageFile("../../etc/passwd.jpg", JPEG)]),
+        "accepted",
+        None,
+        "filename_sanitized",
+        "stored",
+        queued=1,
+    ),
+    Case(
+        "windows-path-filename",
+        lambda: _p([ImageFile("C:\\DCIM\\100RECNX\\IMG_0001.JPG", JPEG)]),
+        "accepted",
+        None,
+        "filename_sanitized",
+        "stored",
+        queued=1,
+    ),
+    Case(
+        "control-chars-filename",
+        lambda: _p([ImageFile("IMG\x00\x01_1.jpg", JPEG)]),
+        "accepted",
+        None,
+        "filename_sanitized",
+        "stored",
+        queued=1,
+    ),
     # -- who sent it ------------------------------------------------------------------------------------
-    Case("unknown-sender", lambda: _p(sender="x@example.net", to="nobody@example.net", subject="hi"),
-         "quarantined", "unknown_sender"),
-    Case("camera-id-without-park-address", lambda: _p(sender="x@example.net", to="nobody@example.net",
-                                                      subject="CAM07"), "quarantined", "unknown_sender"),
-    Case("ambiguous-shared-sender", lambda: _p(sender="noreply@shared.example.com", subject="photo"),
-         "quarantined", "ambiguous_camera"),
-    Case("spf-fail-park-requires-pass", lambda: _p(sender="y1@traps.example.org", to=PARK_Y, spf="fail"),
-         "quarantined", "spf_required"),
-    Case("dkim-fail-park-requires-pass", lambda: _p(sender="y1@traps.example.org", to=PARK_Y, dkim="fail"),
-         "quarantined", "dkim_required"),
+    Case(
+        "unknown-sender",
+        lambda: _p(sender="x@example.net", to="nobody@example.net", subject="hi"),
+        "quarantined",
+        "unknown_sender",
+    ),
+    Case(
+        "camera-id-without-park-address",
+        lambda: _p(sender="x@example.net", to="nobody@example.net", subject="CAM07"),
+        "quarantined",
+        "unknown_sender",
+    ),
+    Case(
+        "ambiguous-shared-sender",
+        lambda: _p(sender="noreply@shared.example.com", subject="photo"),
+        "quarantined",
+        "ambiguous_camera",
+    ),
+    Case(
+        "spf-fail-park-requires-pass",
+        lambda: _p(sender="y1@traps.example.org", to=PARK_Y, spf="fail"),
+        "quarantined",
+        "spf_required",
+    ),
+    Case(
+        "dkim-fail-park-requires-pass",
+        lambda: _p(sender="y1@traps.example.org", to=PARK_Y, dkim="fail"),
+        "quarantined",
+        "dkim_required",
+    ),
     Case("inactive-camera", lambda: _p(sender="old5@traps.example.org"), "quarantined", "camera_inactive"),
     # -- damaged but still an email: processed, defects noted --------------------------------------------
-    Case("envelope-not-json", lambda: _form(("from", CAM01_SENDER), ("to", PARK_X), ("subject", "CAM01"),
-                                            ("envelope", "{not json"), ("attachments", "1"),
-                                            ("attachment1", JPEG, "a.jpg", "image/jpeg")),
-         "accepted", None, None, "stored", queued=1),
-    Case("attachment-info-not-json", lambda: _form(("from", CAM01_SENDER), ("to", PARK_X), ("subject", "x"),
-                                                   ("attachment-info", "[[["),
-                                                   ("attachment1", JPEG, "a.jpg", "image/jpeg")),
-         "accepted", None, None, "stored", queued=1),
-    Case("unreadable-date-header", lambda: _p(extra_headers={"X-Note": "x"}, date=None), "accepted", None,
-         None, "stored", queued=1),
-    Case("nul-and-huge-subject", lambda: _p(subject="CAM01 \x00" + "A" * 100_000), "accepted", None, None,
-         "stored", queued=1),
-    Case("png-declared-jpeg-bytes", lambda: _p([ImageFile("a.png", JPEG, "image/png")]), "accepted", None, None,
-         "stored", queued=1),
+    Case(
+        "envelope-not-json",
+        lambda: _form(
+            ("from", CAM01_SENDER),
+            ("to", PARK_X),
+            ("subject", "CAM01"),
+            ("envelope", "{not json"),
+            ("attachments", "1"),
+            ("attachment1", JPEG, "a.jpg", "image/jpeg"),
+        ),
+        "accepted",
+        None,
+        None,
+        "stored",
+        queued=1,
+    ),
+    Case(
+        "attachment-info-not-json",
+        lambda: _form(
+            ("from", CAM01_SENDER),
+            ("to", PARK_X),
+            ("subject", "x"),
+            ("attachment-info", "[[["),
+            ("attachment1", JPEG, "a.jpg", "image/jpeg"),
+        ),
+        "accepted",
+        None,
+        None,
+        "stored",
+        queued=1,
+    ),
+    Case(
+        "unreadable-date-header",
+        lambda: _p(extra_headers={"X-Note": "x"}, date=None),
+        "accepted",
+        None,
+        None,
+        "stored",
+        queued=1,
+    ),
+    Case(
+        "nul-and-huge-subject",
+        lambda: _p(subject="CAM01 \x00" + "A" * 100_000),
+        "accepted",
+        None,
+        None,
+        "stored",
+        queued=1,
+    ),
+    Case(
+        "png-declared-jpeg-bytes",
+        lambda: _p([ImageFile("a.png", JPEG, "image/png")]),
+        "accepted",
+        None,
+        None,
+        "stored",
+        queued=1,
+    ),
 ]
 
 
@@ -206,8 +419,16 @@ def test_malformed_in_process(case: Case, registry, call_handler, db, storage):
     assert len(email_rows(db)) == 1 and len(queue_messages(storage)) == case.queued
 
 
-OVER_HTTP = ["empty-body", "truncated-body", "raw-text", "heic", "png-decompression-bomb",
-             "path-traversal-filename", "unknown-sender", "spf-fail-park-requires-pass"]
+OVER_HTTP = [
+    "empty-body",
+    "truncated-body",
+    "raw-text",
+    "heic",
+    "png-decompression-bomb",
+    "path-traversal-filename",
+    "unknown-sender",
+    "spf-fail-park-requires-pass",
+]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in OVER_HTTP], ids=OVER_HTTP)
@@ -231,9 +452,9 @@ def test_unsafe_filename_never_reaches_the_blob_name(registry, call_handler, db,
 
 
 def test_no_exif_time_falls_back_to_the_email_date_and_records_it(registry, call_handler, db):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    sent = datetime(2026, 11, 19, 22, 1, 2, tzinfo=timezone.utc)
+    sent = datetime(2026, 11, 19, 22, 1, 2, tzinfo=UTC)
     body, ct = _p([ImageFile("a.jpg", make_jpeg(color=(3, 4, 5)))], date=sent)
     assert call_handler(body, ct, {}).status_code == 200
     [img] = image_rows(db)
@@ -243,13 +464,13 @@ def test_no_exif_time_falls_back_to_the_email_date_and_records_it(registry, call
 
 
 def test_exif_offset_time_wins_over_the_camera_zone(registry, call_handler, db):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     photo = make_jpeg(exif_time="2026:11:20 02:14:05", offset="+03:00", color=(8, 8, 8))
     body, ct = _p([ImageFile("a.jpg", photo)])
     assert call_handler(body, ct, {}).status_code == 200
     [img] = image_rows(db)
-    assert img["taken_at"] == datetime(2026, 11, 19, 23, 14, 5, tzinfo=timezone.utc)
+    assert img["taken_at"] == datetime(2026, 11, 19, 23, 14, 5, tzinfo=UTC)
 
 
 def test_storage_failure_is_503_and_records_nothing(registry, call_handler, db, azurite):

@@ -27,8 +27,12 @@ def run(app_settings):
 
 def test_quarantined_list_show_and_release(webhook_host, registry, db, storage, run):
     photos = [ImageFile("a.jpg", make_jpeg(noise=True)), ImageFile("b.jpg", make_jpeg(color=(2, 3, 4)))]
-    p = payload(photos, sender="new-camera@traps.example.org", to="unknown@alerts.example.org",
-                subject="Photo from a camera nobody registered")
+    p = payload(
+        photos,
+        sender="new-camera@traps.example.org",
+        to="unknown@alerts.example.org",
+        subject="Photo from a camera nobody registered",
+    )
     assert post(webhook_host, p).json()["status"] == "quarantined"
     [email] = email_rows(db)
 
@@ -36,7 +40,9 @@ def test_quarantined_list_show_and_release(webhook_host, registry, db, storage, 
     assert listed.exit_code == 0
     rows = json.loads(listed.output)
     assert [r["id"] for r in rows] == [email["id"]]
-    assert rows[0]["reason"].startswith("unknown_sender") and rows[0]["sender"] == "new-camera@traps.example.org"
+    assert (
+        rows[0]["reason"].startswith("unknown_sender") and rows[0]["sender"] == "new-camera@traps.example.org"
+    )
     table = run("inbound", "quarantined")
     assert "unknown_sender" in table.output
 

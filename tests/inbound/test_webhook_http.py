@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -13,7 +13,6 @@ from functions.inbound.sendgrid_payload import ImageFile
 from functions.inbound.signature import WebhookSigner
 
 from .conftest import (
-    CAM01_SENDER,
     PARK_X,
     email_rows,
     image_rows,
@@ -31,7 +30,8 @@ def blob_props(storage, name: str):
 
 @pytest.mark.parametrize("mode", ["parsed", "raw"])
 def test_registered_camera_jpeg_is_stored_recorded_and_queued_within_a_second(
-        webhook_host, registry, db, storage, mode):
+    webhook_host, registry, db, storage, mode
+):
     photo = make_jpeg(exif_time="2026:11:20 02:14:05", gps=(-24.5, 31.25), orientation=6, noise=True)
     p = payload([ImageFile("IMG_0001.JPG", photo)], mode=mode)
     started = time.perf_counter()
@@ -54,7 +54,7 @@ def test_registered_camera_jpeg_is_stored_recorded_and_queued_within_a_second(
     assert (image["width"], image["height"], image["orientation"]) == (320, 240, 6)
     assert image["taken_at_source"] == "exif"
     # 02:14:05 in Africa/Johannesburg (UTC+2) is 00:14:05 UTC
-    assert image["taken_at"] == datetime(2026, 11, 20, 0, 14, 5, tzinfo=timezone.utc)
+    assert image["taken_at"] == datetime(2026, 11, 20, 0, 14, 5, tzinfo=UTC)
     assert image["gps_latitude"] == pytest.approx(-24.5, abs=1e-4)
     assert image["gps_longitude"] == pytest.approx(31.25, abs=1e-4)
     assert image["blob_name"].startswith("park-x/CAM01/2026-11-20/") and image["blob_name"].endswith(".jpg")
@@ -67,25 +67,35 @@ def test_registered_camera_jpeg_is_stored_recorded_and_queued_within_a_second(
     assert storage.get_blob(names.IMAGES_CONTAINER, image["blob_name"]) == photo
 
     [msg] = queue_messages(storage)
-    assert msg == {"schema_version": 1, "correlation_id": str(email["correlation_id"]), "image_id": image["id"],
-                   "blob_name": image["blob_name"], "park_id": registry["CAM01"]["park_id"],
-                   "camera_id": registry["CAM01"]["id"]}
+    assert msg == {
+        "schema_version": 1,
+        "correlation_id": str(email["correlation_id"]),
+        "image_id": image["id"],
+        "blob_name": image["blob_name"],
+        "park_id": registry["CAM01"]["park_id"],
+        "camera_id": registry["CAM01"]["id"],
+    }
     cam = db.fetchone("SELECT last_seen_at FROM cameras WHERE id = %s", (registry["CAM01"]["id"],))
     assert cam["last_seen_at"] is not None
 
 
-@pytest.mark.parametrize("subject,text,to,camera", [
-    ("RECONYX HyperFire 2 Cellular - CAM07 - Motion 2026-11-20 02:14", "", PARK_X, "CAM07"),
-    ("Bushnell CelluCORE: Ridge-East", "Camera Name: Ridge-East\nBattery: 80%", PARK_X, "Ridge-East"),
-    ("Browning Defender Pro Scout - Photo from BTC-12", "", PARK_X, "BTC-12"),
-    ("SPYPOINT - New photo from LM2-WATERHOLE", "", PARK_X, "LM2-WATERHOLE"),
-    ("[Waterhole-N] motion detected", "", PARK_X, "Waterhole-N"),
-    ("Trail cam photo cam_012", "", PARK_X, "CAM12"),
-    ("New photo", "Camera ID: Gate-3\nTemp: 21C", PARK_X, "Gate-3"),
-    ("New photo", "", "park-x+fence-9@alerts.example.org", "Fence-9"),
-], ids=["reconyx", "bushnell", "browning", "spypoint", "bracket", "camNN", "body-camera-id", "plus-address"])
-def test_brand_subject_formats_identify_the_camera(webhook_host, registry, db, storage, subject, text, to,
-                                                   camera):
+@pytest.mark.parametrize(
+    "subject,text,to,camera",
+    [
+        ("RECONYX HyperFire 2 Cellular - CAM07 - Motion 2026-11-20 02:14", "", PARK_X, "CAM07"),
+        ("Bushnell CelluCORE: Ridge-East", "Camera Name: Ridge-East\nBattery: 80%", PARK_X, "Ridge-East"),
+        ("Browning Defender Pro Scout - Photo from BTC-12", "", PARK_X, "BTC-12"),
+        ("SPYPOINT - New photo from LM2-WATERHOLE", "", PARK_X, "LM2-WATERHOLE"),
+        ("[Waterhole-N] motion detected", "", PARK_X, "Waterhole-N"),
+        ("Trail cam photo cam_012", "", PARK_X, "CAM12"),
+        ("New photo", "Camera ID: Gate-3\nTemp: 21C", PARK_X, "Gate-3"),
+        ("New photo", "", "park-x+fence-9@alerts.example.org", "Fence-9"),
+    ],
+    ids=["reconyx", "bushnell", "browning", "spypoint", "bracket", "camNN", "body-camera-id", "plus-address"],
+)
+def test_brand_subject_formats_identify_the_camera(
+    webhook_host, registry, db, storage, subject, text, to, camera
+):
     p = payload(sender="noreply@brand-cloud.example.com", to=to, subject=subject, text=text)
     r = post(webhook_host, p)
     assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
@@ -96,9 +106,11 @@ def test_brand_subject_formats_identify_the_camera(webhook_host, registry, db, s
 
 
 def test_raw_mode_nested_multiparts_inline_and_attached_images(webhook_host, registry, db, storage):
-    images = [ImageFile("inline.jpg", make_jpeg(color=(1, 2, 3)), inline=True),
-              ImageFile("attached.png", make_png(), "image/png"),
-              ImageFile("attached.jpg", make_jpeg(color=(9, 9, 9)))]
+    images = [
+        ImageFile("inline.jpg", make_jpeg(color=(1, 2, 3)), inline=True),
+        ImageFile("attached.png", make_png(), "image/png"),
+        ImageFile("attached.jpg", make_jpeg(color=(9, 9, 9))),
+    ]
     p = payload(images, mode="raw", nested=True, text="see photos")
     r = post(webhook_host, p)
     assert r.status_code == 200 and r.json()["queued"] == 3, r.text
@@ -112,8 +124,11 @@ def test_raw_mode_nested_multiparts_inline_and_attached_images(webhook_host, reg
 
 
 def test_parsed_mode_inline_image_and_multiple_attachments(webhook_host, registry, db, storage):
-    images = [ImageFile("a.jpg", make_jpeg(color=(10, 0, 0))), ImageFile("b.jpg", make_jpeg(color=(0, 10, 0))),
-              ImageFile("inline.jpg", make_jpeg(color=(0, 0, 10)), inline=True)]
+    images = [
+        ImageFile("a.jpg", make_jpeg(color=(10, 0, 0))),
+        ImageFile("b.jpg", make_jpeg(color=(0, 10, 0))),
+        ImageFile("inline.jpg", make_jpeg(color=(0, 0, 10)), inline=True),
+    ]
     r = post(webhook_host, payload(images))
     assert r.status_code == 200 and r.json()["queued"] == 3
     assert len(queue_messages(storage)) == 3
@@ -178,8 +193,9 @@ def test_email_without_message_id_is_deduplicated_by_body_hash(webhook_host, reg
     assert len(queue_messages(storage)) == 1
 
 
-def test_retry_after_a_crash_before_enqueue_sends_exactly_the_missing_messages(webhook_host, registry, db,
-                                                                               storage):
+def test_retry_after_a_crash_before_enqueue_sends_exactly_the_missing_messages(
+    webhook_host, registry, db, storage
+):
     p = payload([ImageFile("a.jpg", make_jpeg()), ImageFile("b.jpg", make_jpeg(color=(7, 7, 7)))])
     assert post(webhook_host, p).json()["queued"] == 2
     # The state a crash between the database commit and the queue writes leaves behind:
@@ -233,8 +249,12 @@ def signer():
 
 @pytest.fixture
 def signed_host(host_factory, signer):
-    return host_factory(script_root=WebhookApp.root(), host_json={"maxDequeueCount": 5},
-                        SENDGRID_WEBHOOK_PUBLIC_KEY=signer.public_key_base64, SENDGRID_WEBHOOK_MAX_AGE_S="300")
+    return host_factory(
+        script_root=WebhookApp.root(),
+        host_json={"maxDequeueCount": 5},
+        SENDGRID_WEBHOOK_PUBLIC_KEY=signer.public_key_base64,
+        SENDGRID_WEBHOOK_MAX_AGE_S="300",
+    )
 
 
 class WebhookApp:
@@ -253,12 +273,17 @@ def test_signed_webhook(signed_host, registry, db, storage, signer):
     assert post(signed_host, p, signer=other).status_code == 403
     assert post(signed_host, p, signer=signer, timestamp=int(time.time()) - 3600).status_code == 403
     headers = p.headers(signer=signer, function_key="test-function-key")
-    tampered = httpx.post(signed_host.api(names.INBOUND_ROUTE), content=p.body.replace(b"CAM01 motion",
-                          b"CAM01 motioN"), headers=headers)
+    tampered = httpx.post(
+        signed_host.api(names.INBOUND_ROUTE),
+        content=p.body.replace(b"CAM01 motion", b"CAM01 motioN"),
+        headers=headers,
+    )
     assert tampered.status_code == 403
     garbage = dict(headers)
     garbage["X-Twilio-Email-Event-Webhook-Signature"] = "not base64!!"
-    assert httpx.post(signed_host.api(names.INBOUND_ROUTE), content=p.body, headers=garbage).status_code == 403
+    assert (
+        httpx.post(signed_host.api(names.INBOUND_ROUTE), content=p.body, headers=garbage).status_code == 403
+    )
     assert email_rows(db) == [] and queue_messages(storage) == []
     assert storage.blobs.get_container_client(names.RAW_EMAILS_CONTAINER) is not None
     # signed by SendGrid's key: accepted
@@ -268,8 +293,9 @@ def test_signed_webhook(signed_host, registry, db, storage, signer):
 
 
 # -- database down, then up -------------------------------------------------------------------------------
-def test_database_down_then_up_sendgrid_retry_succeeds_without_duplicates(webhook_host, registry, db, storage,
-                                                                           postgres):
+def test_database_down_then_up_sendgrid_retry_succeeds_without_duplicates(
+    webhook_host, registry, db, storage, postgres
+):
     p = payload([ImageFile("a.jpg", make_jpeg())])
     postgres.stop("fast")
     try:

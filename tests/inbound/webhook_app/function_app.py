@@ -18,5 +18,6 @@ _real = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_real)
 
 app = _real.app
-app._function_builders[:] = [b for b in app._function_builders
-                             if b._function.get_function_name() == "process-email"]
+app._function_builders[:] = [
+    b for b in app._function_builders if b._function.get_function_name() == "process-email"
+]
