@@ -50,6 +50,8 @@ def parse_message(model: type[M], body: bytes | str) -> M:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMessage("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidMessage("not a JSON object")
     version = data.get("schema_version")

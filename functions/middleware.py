@@ -59,7 +59,8 @@ def record_failure(svc: Services, queue: str, msg: func.QueueMessage, exc: BaseE
 
 def record_invalid(svc: Services, queue: str, msg: func.QueueMessage, reason: str) -> None:
     metrics.poison_recorded(queue, "invalid")
-    body = msg.get_body().decode("utf-8", "replace")
+    body = msg.get_body().decode("utf-8", "replace").replace("\x00", "")  # PostgreSQL text cannot hold NUL
+    reason = reason.replace("\x00", "")
     svc.db.execute(
         "INSERT INTO poison_records (queue, message_id, body, dequeue_count, inserted_at, last_error, status) "
         "VALUES (%s, %s, %s, %s, %s, %s, 'invalid') ON CONFLICT (queue, message_id) DO NOTHING",

@@ -36,7 +36,7 @@ def record(poison_queue: str, msg: func.QueueMessage, svc: Services) -> int | No
     """Record a poisoned message (idempotent per message id) and notify ops; return the new record id
     (None when this message was already recorded)."""
     source = source_queue(poison_queue)
-    body = msg.get_body().decode("utf-8", "replace")
+    body = msg.get_body().decode("utf-8", "replace").replace("\x00", "")  # PostgreSQL text cannot hold NUL
     correlation_id = None
     try:
         correlation_id = str(parse_message(_AnyMessage, body).correlation_id)

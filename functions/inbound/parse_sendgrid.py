@@ -118,7 +118,7 @@ def decode_form(body: bytes, content_type: str | None, *, max_parts: int) -> lis
             event = decoder.next_event()
             if isinstance(event, (Field, File)):
                 current = FormPart(
-                    event.name,
+                    event.name or "",  # a part without a name: "" (names are matched as strings)
                     event.filename if isinstance(event, File) else None,
                     event.headers.get("content-type"),
                     b"",
