@@ -18,6 +18,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.storage.blob import BlobSasPermissions, BlobServiceClient, ContentSettings, generate_blob_sas
+from azure.storage.blob import ExponentialRetry as BlobRetry
+from azure.storage.queue import ExponentialRetry as QueueRetry
 from azure.storage.queue import (
     QueueClient,
     QueueServiceClient,
@@ -55,23 +57,34 @@ class StoredBlob:
     created: bool  # False when an identical blob of that name was already there
 
 
+def _client_options(queue: bool) -> dict:
+    """Fail fast enough for a webhook: the SDK's default retry (15 s, 18 s, 24 s...) takes over a minute to
+    give up on an unreachable account, longer than SendGrid or a queue invocation should wait. Three quick
+    retries, then StorageUnavailable (5xx to SendGrid, or a retried message)."""
+    retry = (QueueRetry if queue else BlobRetry)(initial_backoff=0.5, increment_base=1.5, retry_total=2,
+                                                 random_jitter_range=0.5)
+    return {"retry_policy": retry, "connection_timeout": 3, "read_timeout": 30}
+
+
 class Storage:
     """Blob containers and queues of one storage account."""
 
     def __init__(self, connection_string: str | None = None, account_name: str | None = None,
                  credential=None):
         if connection_string:
-            self.blobs = BlobServiceClient.from_connection_string(connection_string)
-            self._queue_service = QueueServiceClient.from_connection_string(connection_string)
+            self.blobs = BlobServiceClient.from_connection_string(connection_string, **_client_options(False))
+            self._queue_service = QueueServiceClient.from_connection_string(connection_string,
+                                                                            **_client_options(True))
             self._conn = connection_string
         elif account_name:
             if credential is None:
                 from azure.identity import DefaultAzureCredential
 
                 credential = DefaultAzureCredential()
-            self.blobs = BlobServiceClient(f"https://{account_name}.blob.core.windows.net", credential)
+            self.blobs = BlobServiceClient(f"https://{account_name}.blob.core.windows.net", credential,
+                                           **_client_options(False))
             self._queue_service = QueueServiceClient(f"https://{account_name}.queue.core.windows.net",
-                                                     credential)
+                                                     credential, **_client_options(True))
             self._conn = None
         else:
             raise ValueError("a connection string or an account name is required")

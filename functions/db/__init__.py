@@ -34,16 +34,21 @@ class Database:
         self._pool_wait_s = pool_wait_s
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._lock = threading.Lock()
+        self._last_used: dict[int, float] = {}
 
     def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
         with self._lock:
             if self._pool is None:
                 try:
-                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                    pool = psycopg2.pool.ThreadedConnectionPool(
                         0, self._max, self.url, connect_timeout=self._connect_timeout_s,
                         application_name="trapalert")
                 except TRANSIENT_DB_ERRORS as exc:
                     raise DatabaseUnavailable(f"database unreachable: {_first_line(exc)}") from exc
+                # psycopg2 opens `minconn` connections at once and closes any connection returned while
+                # `minconn` are idle: open none up front (cold start), but keep every returned one.
+                pool.minconn = self._max
+                self._pool = pool
             return self._pool
 
     @contextlib.contextmanager
@@ -64,7 +69,7 @@ class Database:
         for attempt in range(3):
             try:
                 conn = pool.getconn()
-                if conn.closed:
+                if conn.closed or not self._alive(conn):
                     pool.putconn(conn, close=True)
                     conn = None
                     continue
@@ -81,6 +86,7 @@ class Database:
         broken = False
         try:
             yield conn
+            self._last_used[id(conn)] = time.monotonic()
         except TRANSIENT_DB_ERRORS:
             broken = True
             raise
@@ -120,6 +126,21 @@ class Database:
         with self.transaction() as cur:
             cur.execute(sql, params)
             return cur.rowcount
+
+    def _alive(self, conn) -> bool:
+        """A connection idle for a while may have lost its server (a restart, a failover): ping it."""
+        last = self._last_used.get(id(conn))
+        if last is None or time.monotonic() - last < self.PING_AFTER_IDLE_S:
+            return True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.rollback()
+            return True
+        except TRANSIENT_DB_ERRORS:
+            return False
+
+    PING_AFTER_IDLE_S = 5.0
 
     def close(self) -> None:
         with self._lock:
