@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from .camera_status import camera_status
 from .. import names
 from ..adapters.inbound_repo import EmailRecord, ImageRecord, InboundRepository
 from ..adapters.parks import ParkRepository, RegistryError
@@ -119,6 +120,7 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
     if ident.camera is not None and ident.park is None:
         ident.park = ident.camera["park_row"]
     record.meta.update({"identified_by": ident.method, "brand": ident.brand, "ids": ident.ids[:10]})
+    record.meta.update(camera_status(email.subject or "", email.text or ""))
     if ident.camera is not None:
         record.camera_id, record.park_id = ident.camera["id"], ident.camera["park_id"]
     elif len(parks) == 1:
