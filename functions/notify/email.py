@@ -122,10 +122,13 @@ def _http_url(url: str | None) -> str | None:
 
 def subject_for(notice: AlertNotice, prefix: str = "[TrapAlert]") -> str:
     update = "Update: " if notice.kind == "update" else ""
-    subject = (
-        f"{prefix} {update}{notice.what_seen()} at {notice.camera.name} ({notice.park.name}), "
-        f"{notice.max_conf:.0%}"
-    )
+    if notice.kind in ("health", "ops"):  # no detection, so no confidence to show
+        subject = f"{prefix} {notice.title or notice.what_seen()} ({notice.park.name})"
+    else:
+        subject = (
+            f"{prefix} {update}{notice.what_seen()} at {notice.camera.name} ({notice.park.name}), "
+            f"{notice.max_conf:.0%}"
+        )
     return _one_line(subject)[:250]
 
 
@@ -139,7 +142,8 @@ def text_body(notice: AlertNotice) -> str:
         f"Park:        {notice.park.name}",
         f"Camera:      {notice.camera.name}"
         + (f" (zone {notice.camera.zone})" if notice.camera.zone else ""),
-        f"Seen:        {notice.what_seen()} (max confidence {notice.max_conf:.0%})",
+        f"Seen:        {notice.what_seen()}"
+        + ("" if notice.kind in ("health", "ops") else f" (max confidence {notice.max_conf:.0%})"),
         f"First photo: {when:%Y-%m-%d %H:%M:%S %Z}",
         f"Photos:      {notice.image_count}",
     ]

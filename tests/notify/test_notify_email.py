@@ -198,3 +198,13 @@ def test_config_errors_are_clear(config, message, secrets):
 def test_missing_api_key_setting(notice):
     with pytest.raises(ChannelConfigError, match="secret setting SENDGRID_API_KEY is not set"):
         build_notifier(email_channel(), EnvSecrets(environ={}))
+
+
+def test_health_notice_subject_has_no_confidence():
+    from functions.notify.email import subject_for, text_body
+    from tests.notify.helpers import make_notice
+
+    notice = make_notice(kind="health", categories=["silent"], max_conf=0.0,
+                         title="Camera KN-07 silent for 26 h")
+    assert subject_for(notice) == "[TrapAlert] Camera KN-07 silent for 26 h (Kruger South)"
+    assert "%" not in subject_for(notice) and "confidence" not in text_body(notice)
