@@ -45,11 +45,26 @@ def pipeline_factory(clean_db, clean_queues, storage, fakes, host_factory, scori
             scoring_service.start()  # an earlier drill left it dead
         er, cm, sg = fakes
         park_id, cameras, channels = Pipeline.register(clean_db, er, cm, sg, CAMERAS)
-        settings = {"SCORING_URL": str(scoring_service), "SCORING_RETRY_BUDGET_S": "2",
-                    "SCORING_BACKOFF_BASE_S": "0.1", **SECRET_ENV, **env}
+        settings = {
+            "SCORING_URL": str(scoring_service),
+            "SCORING_RETRY_BUDGET_S": "2",
+            "SCORING_BACKOFF_BASE_S": "0.1",
+            **SECRET_ENV,
+            **env,
+        }
         host = host_factory(host_json={**FAST_QUEUES, **(host_json or {})}, **settings)
-        pipe = Pipeline(db=clean_db, storage=storage, host=host, scoring=scoring_service, er=er, cm=cm, sg=sg,
-                        park_id=park_id, cameras=cameras, channels=channels)
+        pipe = Pipeline(
+            db=clean_db,
+            storage=storage,
+            host=host,
+            scoring=scoring_service,
+            er=er,
+            cm=cm,
+            sg=sg,
+            park_id=park_id,
+            cameras=cameras,
+            channels=channels,
+        )
         made.append(pipe)
         return pipe
 

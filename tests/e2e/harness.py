@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from azure.core.exceptions import AzureError
 from PIL import Image
 
 from functions import names
@@ -62,7 +63,9 @@ def camera_sender(camera: str) -> str:
     return f"{camera.lower()}@traps.example.org"
 
 
-def make_photo(taken_at: datetime, seed: int, size: tuple[int, int] = (320, 240), tz_offset_h: int = 2) -> bytes:
+def make_photo(
+    taken_at: datetime, seed: int, size: tuple[int, int] = (320, 240), tz_offset_h: int = 2
+) -> bytes:
     """A distinct small JPEG with EXIF DateTimeOriginal (camera local time) = ``taken_at``."""
     w, h = size
     rng = np.random.default_rng(seed)
@@ -90,8 +93,20 @@ class Sent:
 
 
 class Pipeline:
-    def __init__(self, *, db: Database, storage: Storage, host: HostProcess, scoring, er, cm, sg,
-                 park_id: int, cameras: dict[str, int], channels: dict[str, int]):
+    def __init__(
+        self,
+        *,
+        db: Database,
+        storage: Storage,
+        host: HostProcess,
+        scoring,
+        er,
+        cm,
+        sg,
+        park_id: int,
+        cameras: dict[str, int],
+        channels: dict[str, int],
+    ):
         self.db, self.storage, self.host, self.scoring = db, storage, host, scoring
         self.er, self.cm, self.sg = er, cm, sg
         self.park_id, self.cameras, self.channels = park_id, cameras, channels
@@ -106,35 +121,62 @@ class Pipeline:
     def register(db: Database, er, cm, sg, cameras: list[str]) -> tuple[int, dict[str, int], dict[str, int]]:
         """A park with ``cameras`` (each known by its sender address) and the three channels."""
         repo = ParkRepository(db)
-        park = repo.add_park(ParkIn(slug="park-e2e", name="E2E Park", timezone=PARK_TZ,
-                                    inbound_address=PARK_ADDRESS))
-        cams = {name: repo.add_camera("park-e2e", CameraIn(name=name, sender_addresses=[camera_sender(name)],
-                                                           latitude=-24.99, longitude=31.59))["id"]
-                for name in cameras}
+        park = repo.add_park(
+            ParkIn(slug="park-e2e", name="E2E Park", timezone=PARK_TZ, inbound_address=PARK_ADDRESS)
+        )
+        cams = {
+            name: repo.add_camera(
+                "park-e2e",
+                CameraIn(name=name, sender_addresses=[camera_sender(name)], latitude=-24.99, longitude=31.59),
+            )["id"]
+            for name in cameras
+        }
         configs = {
             "er": ("earthranger", {"service_root": er.url, "token_setting": "E2E_ER_TOKEN"}),
-            "cmore": ("cmore", {"base_url": cm.url, "username": CMORE_USER,
-                                "password_setting": "E2E_CMORE_PASSWORD", "owner_group_id": 7,
-                                "description_template": "TrapAlert alert {alert_id}: {title}",
-                                "tags": [{"tag": "Camera Trap Alert",
-                                          "fields": {"Camera": "{camera}", "Detected": "{categories}"}}]}),
-            "email": ("email", {"mode": "sendgrid", "host": sg.url, "api_key_setting": "E2E_SG_KEY",
-                                "to": ["rangers@park-e2e.example"], "from_address": "alerts@trapalert.example"}),
+            "cmore": (
+                "cmore",
+                {
+                    "base_url": cm.url,
+                    "timeout_s": 2,
+                    "username": CMORE_USER,
+                    "password_setting": "E2E_CMORE_PASSWORD",
+                    "owner_group_id": 7,
+                    "description_template": "TrapAlert alert {alert_id}: {title}",
+                    "tags": [
+                        {
+                            "tag": "Camera Trap Alert",
+                            "fields": {"Camera": "{camera}", "Detected": "{categories}"},
+                        }
+                    ],
+                },
+            ),
+            "email": (
+                "email",
+                {
+                    "mode": "sendgrid",
+                    "host": sg.url,
+                    "api_key_setting": "E2E_SG_KEY",
+                    "to": ["rangers@park-e2e.example"],
+                    "from_address": "alerts@trapalert.example",
+                },
+            ),
         }
         channels = {}
         for key, (kind, config) in configs.items():
             channels[key] = db.fetchone(
                 "INSERT INTO channels (park_id, name, kind, purpose, config, enabled) "
                 "VALUES (%s, %s, %s, 'alerts', %s::jsonb, true) RETURNING id",
-                (park["id"], f"e2e-{key}", kind, json.dumps(config)))["id"]
+                (park["id"], f"e2e-{key}", kind, json.dumps(config)),
+            )["id"]
         return park["id"], cams, channels
 
     def close(self) -> None:
         self.http.close()
 
     # ------------------------------------------------------------------------------------ photos and emails
-    def photos(self, n: int, *, start: datetime = T0, step_s: float = 2.0,
-               size: tuple[int, int] = (320, 240)) -> list[bytes]:
+    def photos(
+        self, n: int, *, start: datetime = T0, step_s: float = 2.0, size: tuple[int, int] = (320, 240)
+    ) -> list[bytes]:
         """``n`` distinct photos taken ``step_s`` apart from ``start`` (one burst when step_s < 60)."""
         out = []
         for i in range(n):
@@ -150,8 +192,9 @@ class Pipeline:
 
     def build_email(self, images: list[bytes], camera: str = "CAM01", subject: str | None = None) -> Sent:
         files = [ImageFile(f"IMG_{uuid.uuid4().hex[:8].upper()}.JPG", data) for data in images]
-        p = build_payload(sender=camera_sender(camera), to=PARK_ADDRESS, subject=subject or f"{camera} motion",
-                          images=files)
+        p = build_payload(
+            sender=camera_sender(camera), to=PARK_ADDRESS, subject=subject or f"{camera} motion", images=files
+        )
         return Sent(p, camera, len(images))
 
     def post(self, sent: Sent, *, retry_s: float = 60.0) -> Sent:
@@ -162,8 +205,11 @@ class Pipeline:
         deadline = time.monotonic() + retry_s
         while True:
             try:
-                r = self.http.post(self.webhook_url, content=sent.payload.body,
-                                   headers=sent.payload.headers(function_key=FUNCTION_KEY))
+                r = self.http.post(
+                    self.webhook_url,
+                    content=sent.payload.body,
+                    headers=sent.payload.headers(function_key=FUNCTION_KEY),
+                )
                 sent.statuses.append(r.status_code)
                 if 200 <= r.status_code < 300:
                     sent.answer = r.json()
@@ -177,8 +223,9 @@ class Pipeline:
             sent.accept_s = time.perf_counter() - started
         return sent
 
-    def send_camera_email(self, images: list[bytes], camera: str = "CAM01", *, retry_s: float = 60.0,
-                          subject: str | None = None) -> Sent:
+    def send_camera_email(
+        self, images: list[bytes], camera: str = "CAM01", *, retry_s: float = 60.0, subject: str | None = None
+    ) -> Sent:
         """Build a camera email with ``images`` and POST it (SendGrid-like retries); record it as sent."""
         sent = self.build_email(images, camera, subject)
         self.post(sent, retry_s=retry_s)
@@ -217,11 +264,14 @@ class Pipeline:
 
     def progress(self) -> dict[str, Any]:
         return {
-            "images": self.q("SELECT status, count(*) AS n, count(decided_at) AS decided FROM images "
-                             "GROUP BY status"),
+            "images": self.q(
+                "SELECT status, count(*) AS n, count(decided_at) AS decided FROM images GROUP BY status"
+            ),
             "alerts": self.q("SELECT id, version, image_count FROM alerts ORDER BY id"),
-            "deliveries": self.q("SELECT alert_id, channel_id, status, delivered_version, attempts "
-                                 "FROM deliveries ORDER BY alert_id, channel_id"),
+            "deliveries": self.q(
+                "SELECT alert_id, channel_id, status, delivered_version, attempts "
+                "FROM deliveries ORDER BY alert_id, channel_id"
+            ),
             "poison": self.q("SELECT queue, status, count(*) AS n FROM poison_records GROUP BY 1, 2"),
             "queues": self._safe_depths(),
         }
@@ -235,20 +285,23 @@ class Pipeline:
     def settled(self, *, photos: int | None = None) -> bool:
         """Every photo decided, every alert delivered at its version on every channel, work queues empty."""
         photos = self.expected_photos if photos is None else photos
-        decided = self.count("SELECT count(*) AS n FROM images WHERE decided_at IS NOT NULL OR "
-                             "status IN ('failed', 'unsupported', 'rejected')")
+        decided = self.count(
+            "SELECT count(*) AS n FROM images WHERE decided_at IS NOT NULL OR "
+            "status IN ('failed', 'unsupported', 'rejected')"
+        )
         if decided < photos:
             return False
         pending = self.count(
             "SELECT count(*) AS n FROM alerts a CROSS JOIN (SELECT unnest(%s::bigint[]) AS channel_id) c "
             "LEFT JOIN deliveries d ON d.alert_id = a.id AND d.channel_id = c.channel_id "
             "WHERE d.id IS NULL OR d.status <> 'delivered' OR d.delivered_version < a.version",
-            (list(self.channels.values()),))
+            (list(self.channels.values()),),
+        )
         if pending:
             return False
         try:
             depths = self.queue_depths()
-        except Exception:  # noqa: BLE001 - Azurite restarting
+        except AzureError:  # Azurite restarting
             return False
         return depths[names.PROCESS_IMAGE_QUEUE] == 0 and depths[names.SEND_ALERT_QUEUE] == 0
 
@@ -256,10 +309,39 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         while not self.settled(photos=photos):
             if time.monotonic() > deadline:
-                raise AssertionError(f"pipeline not settled after {timeout_s} s: {self.progress()}\n"
-                                     f"host log tail:\n{self.host.log()[-3000:]}")
+                raise AssertionError(
+                    f"pipeline not settled after {timeout_s} s: {self.progress()}\n"
+                    f"host log tail:\n{self.host.log()[-3000:]}"
+                )
             time.sleep(0.2)
         time.sleep(0.5)  # anything still running (a duplicate in flight) would show in the checks below
+
+    def settle_replaying_poison(self, timeout_s: float = 90, *, photos: int | None = None) -> int:
+        """Wait for the pipeline to settle; poisoned messages are replayed as ops would
+        (functions/ops/poison.replay_all, as `trapalert poison replay --all`). Returns how many
+        were replayed."""
+        from functions.ops.poison import replay_all
+
+        replayed = 0
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.settled(photos=photos) and not self.count(
+                    "SELECT count(*) AS n FROM poison_records WHERE status = 'poisoned'"
+                ):
+                    break
+                if self.count("SELECT count(*) AS n FROM poison_records WHERE status = 'poisoned'"):
+                    replayed += len(replay_all(self.db, self.storage).replayed)
+            except (DatabaseUnavailable, AzureError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"pipeline not settled after {timeout_s} s: {self.progress()}\n"
+                    f"host log tail:\n{self.host.log()[-3000:]}"
+                )
+            time.sleep(0.5)
+        time.sleep(0.5)
+        return replayed
 
     def wait_for_poison_records(self, timeout_s: float = 30) -> None:
         """Every message on a poison queue recorded by the monitors (poison queues empty)."""
@@ -278,8 +360,10 @@ class Pipeline:
         assert {e["message_id"] for e in emails} == {s.payload.message_id.strip("<>") for s in self.sent}
         assert all(e["status"] == "accepted" for e in emails), Counter(e["status"] for e in emails)
 
-        images = self.q("SELECT i.id, i.status, i.decided_at, i.enqueued_at, "
-                        "(SELECT count(*) FROM detections d WHERE d.image_id = i.id) AS dets FROM images i")
+        images = self.q(
+            "SELECT i.id, i.status, i.decided_at, i.enqueued_at, "
+            "(SELECT count(*) FROM detections d WHERE d.image_id = i.id) AS dets FROM images i"
+        )
         assert len(images) == photos, f"{len(images)} image rows for {photos} photos sent"
         assert Counter(i["status"] for i in images) == {"scored": photos}
         assert all(i["decided_at"] is not None and i["enqueued_at"] is not None for i in images)
@@ -287,8 +371,10 @@ class Pipeline:
         assert not bad, f"images with other than {DETECTIONS_PER_PHOTO} detection rows: {bad[:10]}"
         seen = self.scoring_images()
         if scoring_exact:
-            assert seen is not None and seen - (self.scoring_base or 0) == photos, \
-                f"scoring service saw {seen} photos (base {self.scoring_base}) for {photos} sent"
+            assert seen is not None and seen - (self.scoring_base or 0) == photos, (
+                f"scoring service saw {seen} photos (base {self.scoring_base}) for {photos} sent; failures: "
+                f"{self.q('SELECT queue, message_id, dequeue_count, error FROM message_failures')}"
+            )
 
         poisoned = self.q("SELECT id, queue FROM poison_records WHERE status = 'poisoned'")
         assert not poisoned, f"poison records left unreplayed: {poisoned}"
@@ -313,7 +399,7 @@ class Pipeline:
             er_states[er_ids[-1]] = by[(a["id"], ch["er"])]["state"]
             cm = by[(a["id"], ch["cmore"])]
             cm_ids.append(int(cm["external_id"]))
-            cm_comments_expected[int(cm["external_id"])] = cm["state"]
+            cm_comments_expected[int(cm["external_id"])] = (a["id"], cm["state"])
             email_expected[a["id"]] = 1 + len(by[(a["id"], ch["email"])]["state"].get("updates", []))
 
         # EarthRanger: one event per alert, created by one successful POST each; no photo twice on an event
@@ -326,23 +412,29 @@ class Pipeline:
             names_ = [f["filename"] for f in ev["files"]]
             assert len(names_) == len(set(names_)) >= 1, f"ER event {ev['id']} files {names_}"
             updates = er_states[ev["id"]].get("updates", [])
-            assert len(ev["notes"]) == len(updates), f"ER event {ev['id']}: {len(ev['notes'])} notes, {updates}"
+            assert len(ev["notes"]) == len(updates), (
+                f"ER event {ev['id']}: {len(ev['notes'])} notes, {updates}"
+            )
         # CMORE: one event per alert; its comments are the updates recorded, none twice
         with self.cm.lock:
             cm_events = {k: dict(v, comments=list(v["comments"])) for k, v in self.cm.events.items()}
         assert sorted(cm_ids) == sorted(cm_events), "CMORE events are not one per alert"
         for mid, ev in cm_events.items():
-            assert f"alert {next(a['id'] for a in alerts if int(by[(a['id'], ch['cmore'])]['external_id']) == mid)}:" \
-                in ev["description"]
-            state = cm_comments_expected[mid]
+            alert_id, state = cm_comments_expected[mid]
+            assert f"alert {alert_id}:" in ev["description"], (alert_id, ev["description"])
             assert len(ev["comments"]) == len(state.get("comments", [])), (mid, len(ev["comments"]), state)
         # email: one message per alert + one per update recorded
         got = Counter()
         for m in list(self.sg.messages):
             got[int(m.get("custom_args", {}).get("alert_id") or _custom_arg(m, "alert_id"))] += 1
         assert got == email_expected, f"emails per alert {dict(got)} != expected {dict(email_expected)}"
-        return {"photos": photos, "alerts": len(alerts), "emails": sum(got.values()),
-                "er_events": len(er_events), "cmore_events": len(cm_events)}
+        return {
+            "photos": photos,
+            "alerts": len(alerts),
+            "emails": sum(got.values()),
+            "er_events": len(er_events),
+            "cmore_events": len(cm_events),
+        }
 
 
 def _custom_arg(message: dict, key: str) -> str | None:
@@ -350,4 +442,3 @@ def _custom_arg(message: dict, key: str) -> str | None:
         if key in (p.get("custom_args") or {}):
             return p["custom_args"][key]
     return None
-

@@ -36,7 +36,7 @@ def test_a_burst_is_one_alert_with_updates_on_the_same_event(pipeline):
     # burst 1: three emails, two photos each, 2 s apart (one event); all sent before anything is decided
     photos = pipeline.photos(6, start=T0, step_s=2)
     for i in range(0, 6, 2):
-        pipeline.send_camera_email(photos[i:i + 2], camera="CAM02")
+        pipeline.send_camera_email(photos[i : i + 2], camera="CAM02")
     pipeline.wait_for_deliveries(timeout_s=30)
     first = pipeline.assert_exactly_once()
     assert first["alerts"] == 1 and first["er_events"] == 1 and first["cmore_events"] == 1
@@ -69,4 +69,8 @@ def test_sendgrid_delivering_an_email_again_changes_nothing(pipeline):
     time.sleep(2)  # long enough for a stray message to be polled and processed (polling is 250 ms)
     pipeline.wait_for_deliveries(timeout_s=10)
     assert pipeline.assert_exactly_once() == before
-    assert (len(pipeline.er.requests), len(pipeline.cm.requests), len(pipeline.sg.requests)) == requests_before
+    assert (
+        len(pipeline.er.requests),
+        len(pipeline.cm.requests),
+        len(pipeline.sg.requests),
+    ) == requests_before
