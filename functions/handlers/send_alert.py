@@ -394,7 +394,9 @@ def _photo(
         )
     except Exception as exc:  # noqa: BLE001 - a link is a nicety; the alert goes out without it
         log.warning("alert %s: no photo link (%s)", alert["id"], exc)
-    cache_name = f"{alert['best_image_id']}-v{ANNOTATION_VERSION}.jpg"
+    # Named after the original (<park>/<camera>/<date>/<sha256>), so the park's photo retention rule covers
+    # it and a recreated database (ids start again) never picks up another photo's drawing.
+    cache_name = f"{alert['image_blob'].rsplit('.', 1)[0]}-v{ANNOTATION_VERSION}.jpg"
     try:
         return storage.get_blob(names.ANNOTATED_CONTAINER, cache_name), url
     except Exception:  # noqa: BLE001 - not cached yet (or storage trouble: try the original below)

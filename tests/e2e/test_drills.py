@@ -152,7 +152,13 @@ def test_functions_host_killed_with_messages_in_flight(pipeline_factory):
     assert decided_at_kill < 80
     pipe.host.start()
     pipe.settle_replaying_poison(timeout_s=180)
-    pipe.assert_exactly_once()
+    # Recorded exactly once, delivered exactly once per channel. The detector itself may see a photo twice:
+    # one the killed host had scored but not yet recorded is scored again by the new host (at-least-once
+    # scoring; the record and the alert stay single). At most the photos in flight at the kill: one batch
+    # plus the new-batch threshold of process-image (host.json: 16 + 8).
+    pipe.assert_exactly_once(scoring_exact=False)
+    rescored = pipe.scoring_images() - (pipe.scoring_base or 0) - 80
+    assert 0 <= rescored <= 24, f"{rescored} photos scored again after the kill"
 
 
 def test_sendgrid_delivers_every_email_twice_some_out_of_order(pipeline):

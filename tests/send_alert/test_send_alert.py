@@ -55,10 +55,9 @@ def test_new_alert_reaches_three_channels_with_exact_requests(env, park, fakes):
     decoded = cv2.imdecode(np.frombuffer(photo.data, np.uint8), cv2.IMREAD_COLOR)
     assert decoded is not None and decoded.shape[:2] == (480, 640)
     # the photo is the annotated one, cached in the annotated container
-    assert (
-        env.storage.get_blob(names.ANNOTATED_CONTAINER, f"{image_id}-v{send_alert.ANNOTATION_VERSION}.jpg")
-        == photo.data
-    )
+    blob = env.db.fetchone("SELECT blob_name FROM images WHERE id = %s", (image_id,))["blob_name"]
+    cache_name = f"{blob.rsplit('.', 1)[0]}-v{send_alert.ANNOTATION_VERSION}.jpg"
+    assert env.storage.get_blob(names.ANNOTATED_CONTAINER, cache_name) == photo.data
 
     # CMORE: login form, tag list, event with position/time/owner group/mapped tags, photo comment
     login = cm.requests_to(r"^/token/login$", "POST")
