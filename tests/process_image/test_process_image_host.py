@@ -71,7 +71,8 @@ def test_client_gives_up_within_its_budget():
     started = time.monotonic()
     with pytest.raises(ScoringUnavailable, match="unavailable after"):
         client.detect(b"x")
-    assert 0.5 <= time.monotonic() - started < 3
+    # it retried (backoff with jitter may stop the last sleep short of the budget) and gave up in time
+    assert 0.3 <= time.monotonic() - started < 3
 
 
 def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
