@@ -246,6 +246,21 @@ class EnvSecrets:
         return "EnvSecrets(<environment>)"
 
 
+_HTTP_URL = re.compile(r"^https?://[^/\s]+")
+
+
+def is_http_url(value: str) -> bool:
+    """An absolute http(s) URL with a host (what every HTTP-based channel needs)."""
+    return bool(_HTTP_URL.match(value))
+
+
+def http_url(value: str, example: str) -> str:
+    """Validate a channel's base URL (``example`` shows the expected form) and drop a trailing slash."""
+    if not is_http_url(value):
+        raise ValueError(f"must be an http(s) URL such as {example}")
+    return value.rstrip("/")
+
+
 def parse_config(model: type[BaseModel], channel: Channel) -> Any:
     """Validate ``channel.config`` with ``model``; a failure becomes ChannelConfigError listing each field."""
     try:

@@ -51,6 +51,7 @@ from .base import (
     SecretResolver,
     TransientDeliveryError,
     error_for_status,
+    http_url,
     parse_config,
     parse_retry_after,
     redact,
@@ -119,9 +120,7 @@ class CmoreConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("must be an http(s) URL such as https://server/za/WebAPI/api")
-        return v.rstrip("/")
+        return http_url(v, "https://server/za/WebAPI/api")
 
     @field_validator("description_template")
     @classmethod

@@ -63,6 +63,7 @@ from .base import (
     PermanentDeliveryError,
     SecretResolver,
     TransientDeliveryError,
+    http_url,
     parse_config,
     parse_retry_after,
     redact,
@@ -106,9 +107,7 @@ class EarthRangerConfig(BaseModel):
     @field_validator("service_root")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("must be an http(s) URL such as https://site.pamdas.org")
-        return v.rstrip("/")
+        return http_url(v, "https://site.pamdas.org")
 
     @field_validator("priorities")
     @classmethod

@@ -40,6 +40,7 @@ from .base import (
     SecretResolver,
     TransientDeliveryError,
     error_for_status,
+    is_http_url,
     parse_config,
     parse_retry_after,
 )
@@ -104,7 +105,7 @@ class EmailConfig(BaseModel):
     def _mode(self) -> EmailConfig:
         if self.mode == "outbox" and not self.outbox_dir:
             raise ValueError("mode outbox needs outbox_dir (a directory for .eml files)")
-        if self.mode == "sendgrid" and not re.match(r"^https?://[^/\s]+", self.host):
+        if self.mode == "sendgrid" and not is_http_url(self.host):
             raise ValueError("host must be an http(s) URL")
         if bool(self.smtp_username_setting) != bool(self.smtp_password_setting):
             raise ValueError("give both smtp_username_setting and smtp_password_setting, or neither")

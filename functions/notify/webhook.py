@@ -43,6 +43,7 @@ from .base import (
     SecretResolver,
     TransientDeliveryError,
     error_for_status,
+    is_http_url,
     parse_config,
     parse_retry_after,
 )
@@ -103,7 +104,7 @@ class WebhookConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is not None and not _is_http_url(v):
+        if v is not None and not is_http_url(v):
             raise ValueError("must be an http(s) URL")
         return v
 
@@ -125,10 +126,6 @@ class WebhookConfig(BaseModel):
         if bad:
             raise ValueError(f"invalid header names or values: {bad}")
         return v
-
-
-def _is_http_url(v: str) -> bool:
-    return bool(re.match(r"^https?://[^/\s]+", v))
 
 
 def sign(secret: str | bytes, timestamp: int, body: bytes) -> str:
@@ -193,7 +190,7 @@ class WebhookNotifier:
         self.config = config
         self._secret = secret
         self._url = url or config.url or ""
-        if not _is_http_url(self._url):
+        if not is_http_url(self._url):
             raise ChannelConfigError(
                 f"webhook: the URL in setting {config.url_setting} is not an http(s) URL"
             )
