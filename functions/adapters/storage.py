@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from azure.core.exceptions import (
-    AzureError,
     ResourceExistsError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -169,12 +168,6 @@ class Storage:
                 self._queue_service.create_queue(queue)
             except ResourceExistsError:
                 pass
-
-    def ping(self) -> None:
-        try:
-            self._queue_service.get_service_properties()
-        except AzureError as exc:
-            raise StorageUnavailable(f"storage unreachable: {exc}") from exc
 
 
 def _ascii_metadata(metadata: dict[str, str]) -> dict[str, str]:

@@ -18,7 +18,7 @@ def create_demo(db: Database, state_dir: Path) -> dict:
     repo = ParkRepository(db)
     park = repo.add_park(ParkIn(slug=DEMO_PARK, name="Demo Game Reserve", timezone="Africa/Johannesburg",
                                 inbound_address="demo@alerts.trapalert.local"))
-    camera = repo.add_camera(DEMO_PARK, CameraIn(
+    repo.add_camera(DEMO_PARK, CameraIn(
         name=DEMO_CAMERA, brand="generic", sender_addresses=[DEMO_SENDER], aliases=["CAM01"],
         latitude=-24.9911, longitude=31.5922, zone="north"))
     outbox = state_dir / "outbox"

@@ -180,6 +180,8 @@ class LocalHost:
         self.lease_s = lease_s
         self.stop_grace_s = stop_grace_s
         self._stop = threading.Event()
+        self._queues_ready: set[str] = set()  # queues this host has made sure exist (once each)
+        self._queues_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._executors: list[ThreadPoolExecutor] = []
         self._http = [(compile_route(f.trigger.get("route") or f.name), f)
@@ -220,10 +222,17 @@ class LocalHost:
         log.info("host stopped")
 
     def _ensure_queue(self, name: str) -> None:
-        try:
-            self.storage.queue(name, encoded=False).create_queue()
-        except ResourceExistsError:
-            pass
+        """Create ``name`` if missing, once per host (not a storage round trip per output or poison move)."""
+        if name in self._queues_ready:
+            return
+        with self._queues_lock:
+            if name in self._queues_ready:
+                return
+            try:
+                self.storage.queue(name, encoded=False).create_queue()
+            except ResourceExistsError:
+                pass
+            self._queues_ready.add(name)
 
     # -- invocation -----------------------------------------------------------------------------
     def _invoke(self, spec: FunctionSpec, trigger_value: Any) -> Any:

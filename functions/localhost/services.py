@@ -155,11 +155,11 @@ class EmbeddedPostgres:
         """postgres refuses to run as root: as root, run it as pgserver's system user."""
         if os.geteuid() != 0:
             return {}
-        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
         import pwd
         import stat
 
         from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists("pgserver")
         ensure_prefix_permissions(self.data_dir)

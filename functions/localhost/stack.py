@@ -18,7 +18,14 @@ import httpx
 
 from .. import names
 from ..adapters.storage import Storage
-from .services import PROJECT_ROOT, Azurite, EmbeddedPostgres, ServiceError, _alive, stop_process, wait_for_port
+from .services import (
+    PROJECT_ROOT,
+    Azurite,
+    EmbeddedPostgres,
+    ServiceError,
+    _alive,
+    stop_process,
+)
 
 DEFAULT_PORTS = {"host": 7071, "scoring": 8081, "blob": 10000, "queue": 10001, "table": 10002,
                  "postgres": 54329}
@@ -202,7 +209,3 @@ class Stack:
         except Exception as exc:  # noqa: BLE001 - status reports what it can
             out["queues"] = {"error": str(exc)}
         return out
-
-
-def wait_port(port: int, timeout_s: float = 10) -> None:
-    wait_for_port(port, timeout_s)
