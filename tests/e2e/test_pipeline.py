@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from types import SimpleNamespace
+
+from functions.handlers import camera_health
 
 from .harness import T0
 
@@ -74,3 +77,13 @@ def test_sendgrid_delivering_an_email_again_changes_nothing(pipeline):
         len(pipeline.cm.requests),
         len(pipeline.sg.requests),
     ) == requests_before
+
+
+def test_the_drill_park_is_healthy_to_the_camera_health_timer(pipeline):
+    # The drills count every request the channels get; the camera-health timer (every 5 minutes) must not
+    # add a health alert of its own mid-drill, e.g. for photos dated T0 (the drill park allows that clock).
+    pipeline.send_camera_email(pipeline.photos(1), camera="CAM04")
+    pipeline.wait_for_deliveries(timeout_s=30)
+    done = camera_health.handle(None, SimpleNamespace(db=pipeline.db, storage=pipeline.storage))
+    assert done["cameras"] == len(pipeline.cameras) and done["raised"] == [], done
+    assert pipeline.q("SELECT id FROM alerts WHERE kind = 'health'") == []
