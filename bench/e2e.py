@@ -35,8 +35,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 os.environ["TRAPALERT_LOCAL_SETTINGS"] = "/nonexistent/local.settings.json"
 
-import psutil  # noqa: E402
-
+from bench.procstats import Sampler, cpu_s, postmaster_pid  # noqa: E402
 from functions.adapters.storage import Storage  # noqa: E402
 from functions.db import Database  # noqa: E402
 from functions.db.migrate import migrate  # noqa: E402
@@ -62,48 +61,6 @@ RULES = {"cooldown_s": 0, "burst_gap_s": 1, "suppress_after": 0}
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[max(0, min(len(s) - 1, round(p / 100 * len(s) + 0.5) - 1))] if s else float("nan")
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    try:
-        p = psutil.Process(pid)
-        return [p, *p.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def cpu_s(pid: int) -> float:
-    """CPU seconds of a process, its live descendants and the descendants it has reaped."""
-    total = 0.0
-    for i, p in enumerate(tree(pid)):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system + (t.children_user + t.children_system if i == 0 else 0.0)
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def rss_mb(pid: int) -> float:
-    total = 0
-    for p in tree(pid):
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 1e6
-
-
-class Sampler(threading.Thread):
-    def __init__(self, pids: dict[str, int]):
-        super().__init__(daemon=True)
-        self.pids, self.peak = pids, dict.fromkeys(pids, 0.0)
-        self.stop_flag = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_flag.wait(0.5):
-            for name, pid in self.pids.items():
-                self.peak[name] = max(self.peak[name], rss_mb(pid))
 
 
 def photo_for(args, pipe: Pipeline, k: int, i: int) -> bytes:
@@ -228,7 +185,7 @@ def main() -> None:
                     "host": host.proc.pid,
                     "scoring": scoring.pid,
                     "azurite": az.proc.pid,
-                    "postgres": int((pg.pgdata / "postmaster.pid").read_text().split()[0]),
+                    "postgres": postmaster_pid(pg.pgdata),
                     "bench+stand-ins": os.getpid(),
                 }
                 run(args, pipe, pids)

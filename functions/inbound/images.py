@@ -144,9 +144,8 @@ def inspect_image(
                 )
                 return check
             if fmt == "jpeg":
+                _check_jpeg_ends(img, data)
                 _read_exif(img, check, tz)
-                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                img.load()
             else:
                 img.verify()  # chunk CRCs; the image object is unusable afterwards
                 _read_exif(Image.open(io.BytesIO(data)), check, tz)
@@ -168,6 +167,17 @@ def inspect_image(
         return check
     check.status = "stored"
     return check
+
+
+def _check_jpeg_ends(img: Image.Image, data: bytes) -> None:
+    """A JPEG must end its scan data with an end-of-image marker: a photo cut off in transfer (the usual
+    corruption: a camera losing signal mid-upload) has none. Checked on the bytes rather than by decoding
+    (~10 ms of CPU per MB): the detector decodes every photo anyway, and one it cannot read is recorded by
+    process-image as ``unreadable_image``, permanently, like a rejection here. 0xFFD9 cannot occur inside
+    scan data (0xFF is stuffed there), but can in an EXIF thumbnail, hence "after the first scan"."""
+    scan_start = img.fp.tell() if img.fp is not None else 0  # Pillow stops reading at the first scan
+    if scan_start < 4 or data.rfind(b"\xff\xd9") < scan_start:
+        raise SyntaxError("no end-of-image marker after the scan data (cut off)")
 
 
 def _fallback_time(check: ImageCheck, email_date: datetime | None, received_at: datetime) -> None:

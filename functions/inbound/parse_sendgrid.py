@@ -96,6 +96,9 @@ class InboundEmail:
 
 
 # ---------------------------------------------------------------------------------------- the form
+_FEED_CHUNK = 64 * 1024
+
+
 def decode_form(body: bytes, content_type: str | None, *, max_parts: int) -> list[FormPart]:
     """The parts of a multipart/form-data body, as bytes; Rejected when it is not one."""
     mimetype, options = parse_options_header(content_type or "")
@@ -111,11 +114,20 @@ def decode_form(body: bytes, content_type: str | None, *, max_parts: int) -> lis
     parts: list[FormPart] = []
     current: FormPart | None = None
     chunks: list[bytes] = []
+    view, fed, ended = memoryview(body), 0, False
     try:
-        decoder.receive_data(body)
-        decoder.receive_data(None)
         while True:
             event = decoder.next_event()
+            if isinstance(event, NeedData) and not ended:
+                # Fed in chunks, as the decoder is made to be: it then looks for the boundary with a plain
+                # find in a small buffer; given a whole 2 MB photo at once it re-scans it with a regex.
+                if fed < len(body):
+                    decoder.receive_data(view[fed : fed + _FEED_CHUNK])
+                    fed += _FEED_CHUNK
+                else:
+                    decoder.receive_data(None)
+                    ended = True
+                continue
             if isinstance(event, (Field, File)):
                 current = FormPart(
                     event.name or "",  # a part without a name: "" (names are matched as strings)

@@ -636,6 +636,24 @@ def broken_images() -> Iterator[WebhookCase]:
         cat,
         **mixed(BASE[: BASE.index(b"\xff\xda") + 2], "rejected", "corrupt_image"),
     )
+    # A header segment (here a comment, as an EXIF thumbnail would) may hold an end-of-image marker of its
+    # own: the photo cut off mid-scan is still one without an end.
+    marked = BASE[:2] + b"\xff\xfe\x00\x0cthumb\xff\xd8\xff\xd9\x00" + BASE[2:]
+    yield WebhookCase(
+        "jpeg-cut-mid-scan-after-a-marker-in-a-header-with-good",
+        cat,
+        **mixed(marked[: len(marked) - 40], "rejected", "corrupt_image"),
+    )
+    # Bytes after the end-of-image marker (some cameras append their own data) do not make a photo bad.
+    yield WebhookCase(
+        "jpeg-with-trailing-bytes-and-good",
+        cat,
+        lambda: sendgrid([ImageFile("a.jpg", BASE + b"MAKERNOTE" * 10), ImageFile("good.jpg", GOOD)]),
+        images=(("stored", None), ("stored", None)),
+        stored=2,
+        queued=2,
+        good=(BASE + b"MAKERNOTE" * 10, GOOD),
+    )
     yield WebhookCase(
         "png-truncated-with-good",
         cat,
