@@ -55,6 +55,7 @@ from .base import (
     parse_config,
     parse_retry_after,
     redact,
+    tls_context,
 )
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,10 @@ class CmoreNotifier:
         self._cache_key = (config.base_url, username, config.unique_id)
         timeout = httpx.Timeout(config.timeout_s or http.timeout_s, connect=http.connect_timeout_s)
         self._client = httpx.Client(
-            base_url=config.base_url + "/", timeout=timeout, headers={"User-Agent": http.user_agent}
+            base_url=config.base_url + "/",
+            timeout=timeout,
+            headers={"User-Agent": http.user_agent},
+            verify=tls_context(),
         )
 
     @classmethod

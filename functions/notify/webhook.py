@@ -46,6 +46,7 @@ from .base import (
     is_http_url,
     parse_config,
     parse_retry_after,
+    tls_context,
 )
 
 SIGNATURE_HEADER = "X-TrapAlert-Signature"
@@ -200,6 +201,7 @@ class WebhookNotifier:
             timeout=httpx.Timeout(config.timeout_s or http.timeout_s, connect=http.connect_timeout_s),
             follow_redirects=False,
             headers={"User-Agent": http.user_agent},
+            verify=tls_context(),
         )
 
     @classmethod

@@ -203,3 +203,21 @@ def test_unknown_placeholder_is_rejected_at_build(fake_cmore, secrets):
     )
     with pytest.raises(ChannelConfigError, match="unknown placeholders"):
         build_notifier(channel, secrets)
+
+
+def test_notifiers_share_one_verifying_tls_context(fake_cmore, secrets, monkeypatch):
+    # A notifier is built per delivery; building a TLS context loads the CA bundle (~25 ms of CPU), so all
+    # share the process's one, and it still verifies certificates and host names.
+    import ssl
+
+    from functions.notify import base
+
+    base.tls_context.cache_clear()
+    made = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: made.append(1) or real(*a, **k))
+    for _ in range(3):
+        build_notifier(cmore_channel(fake_cmore), secrets).close()
+    ctx = base.tls_context()
+    assert len(made) == 1
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
