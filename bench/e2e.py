@@ -72,6 +72,29 @@ def photo_for(args, pipe: Pipeline, k: int, i: int) -> bytes:
     return make_photo(when, seed=k * 1000 + i, size=args.size)
 
 
+def stage_times(pipe: Pipeline, measured: list, times: dict[int, float]) -> dict[str, list[float]]:
+    """Where the end-to-end time goes, per photo, from the rows' own timestamps (same clock): POST ->
+    process-image message enqueued (the webhook) -> decided (queue wait, blob read, scoring call, the
+    decision transaction) -> last channel received (outbox enqueue, queue wait, send-alert)."""
+    rows = {
+        r["message_id"]: r
+        for r in pipe.q(
+            "SELECT e.message_id, i.alert_id, extract(epoch FROM i.enqueued_at) AS q, "
+            "extract(epoch FROM i.decided_at) AS d "
+            "FROM inbound_emails e JOIN images i ON i.email_id = e.id"
+        )
+    }
+    out: dict[str, list[float]] = {"webhook": [], "process-image": [], "send-alert": []}
+    for sent in measured:
+        r = rows.get(sent.payload.message_id.strip("<>"))
+        if r is None or r["q"] is None or r["d"] is None or r["alert_id"] not in times:
+            continue
+        points = [sent.posted_at, float(r["q"]), float(r["d"]), times[r["alert_id"]]]
+        for key, a, b in zip(out, points, points[1:], strict=False):
+            out[key].append((b - a) * 1000)
+    return out
+
+
 def alert_times(pipe: Pipeline) -> dict[int, float]:
     """alert id -> time its last channel first received it (stand-ins' receipt times)."""
     first: dict[int, dict[str, float]] = {}
@@ -258,6 +281,7 @@ def run(args, pipe: Pipeline, pids: dict[str, int]) -> None:
         if alert_of_email.get(s.payload.message_id.strip("<>")) in times
     ]
     accept = [s.accept_s * 1000 for s in measured]
+    stages = stage_times(pipe, measured, times)
     photos = n * P
     wall = finished - started
     if n:
@@ -267,6 +291,10 @@ def run(args, pipe: Pipeline, pids: dict[str, int]) -> None:
         print(
             f"end-to-end ms (POST -> last channel): p50 {pct(e2e, 50):.0f}  p95 {pct(e2e, 95):.0f}  "
             f"max {max(e2e):.0f}  (n={len(e2e)})"
+        )
+        print(
+            "stages, p50 / p95 ms: "
+            + ", ".join(f"{k} {pct(v, 50):.0f} / {pct(v, 95):.0f}" for k, v in stages.items() if v)
         )
         print(
             f"throughput: {photos / wall:.2f} images/s over {wall:.1f} s "
