@@ -111,6 +111,15 @@ class DeliveryRepository:
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
+    def renew(self, claim: Claim, lease_s: float) -> bool:
+        """Extend a held claim while its sender works; False if the claim is no longer this one's."""
+        n = self.db.execute(
+            "UPDATE deliveries SET claimed_until = now() + make_interval(secs => %s) "
+            "WHERE id = %s AND claim_token = %s",
+            (float(lease_s), claim.delivery_id, claim.token),
+        )
+        return n == 1
+
     def release(self, claim: Claim) -> None:
         self.db.execute(
             "UPDATE deliveries SET claim_token = NULL, claimed_until = NULL "

@@ -11,7 +11,10 @@ Where things are decided:
   version (a late version-1 message after version 2 was committed sends version 2, and the version-2
   message then finds nothing to do).
 * **Concurrency**: each (alert, channel) delivery is claimed (a lease in the deliveries row) while it is
-  sent; a second message of the same alert waits for the claim, then re-reads what was delivered.
+  sent; a second message of the same alert waits for the claim, then re-reads what was delivered. The
+  lease is short (CLAIM_LEASE_S) and renewed while the adapter works, so a claim left by a worker that
+  died, or that could not record its result (the database restarting), holds the channel back for at
+  most CLAIM_LEASE_S, not for the worst-case adapter time.
 * **Channels are independent**: they are sent in parallel (a slow or dead EarthRanger does not delay the
   email), each result recorded on its own.
 * **Errors**: a transient failure (timeout, 5xx, 429, network) is recorded on the channel and, after all
@@ -25,9 +28,10 @@ Where things are decided:
   and error per channel) and in the deliveries table; a message that does raise (some transient failure)
   names the permanent failures too.
 * **The photo**: the best image annotated (boxes, labels) once and cached in the ``annotated`` container
-  as ``<image id>-v<ANNOTATION_VERSION>.jpg`` (an image's detections never change; the version changes
-  when the drawing does). A photo that cannot be read or drawn never blocks the alert: the notice goes
-  out without it. The original photo is linked with a read-only SAS that expires after PHOTO_LINK_HOURS.
+  as ``<original's name without extension>-v<ANNOTATION_VERSION>.jpg`` (an image's detections never
+  change; the version changes when the drawing does). A photo that cannot be read or drawn never blocks
+  the alert: the notice goes out without it. The original photo is linked with a read-only SAS that
+  expires after PHOTO_LINK_HOURS.
 * **Secrets**: channel configs name app settings; values are read from the environment when the adapter
   is built, never stored or logged, and scrubbed from recorded errors.
 """
@@ -36,7 +40,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,8 +70,9 @@ from ..notify.annotate import CATEGORY_NAMES, AnnotateError, annotate
 log = logging.getLogger(__name__)
 
 ANNOTATION_VERSION = 1
-CLAIM_LEASE_S = 120.0  # longer than the worst-case adapter time (a few requests at 10 s each)
-CLAIM_WAIT_S = 130.0  # wait for a claim held by another worker (or a dead one, until its lease ends)
+CLAIM_LEASE_S = 30.0  # a claim's lease; renewed every CLAIM_RENEW_S while its adapter works
+CLAIM_RENEW_S = 10.0
+CLAIM_WAIT_S = 40.0  # wait for a claim held by another worker (or a dead one, until its lease ends)
 MAX_PARALLEL_CHANNELS = 8
 
 
@@ -180,7 +187,30 @@ def deliver_to_channel(
     if claim.delivered_version >= msg.version:
         repo.release(claim)
         return outcome("skipped", external_id=claim.external_id)
+    with _renewed(repo, claim):
+        return _deliver_claimed(repo, claim, channel, notice, version, msg, secrets, outcome)
 
+
+@contextmanager
+def _renewed(repo: DeliveryRepository, claim: Claim):
+    """Keep ``claim`` held (renewing its lease every CLAIM_RENEW_S) for the duration of the block."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(CLAIM_RENEW_S):
+            try:
+                repo.renew(claim, CLAIM_LEASE_S)
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting; try at the next tick
+                log.warning("could not renew the claim of delivery %s: %s", claim.delivery_id, exc)
+
+    threading.Thread(target=renew, name=f"claim-{claim.delivery_id}", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def _deliver_claimed(repo, claim: Claim, channel: Channel, notice, version: int, msg, secrets, outcome):
     recording = _RecordingSecrets(secrets)
     notifier = None
     try:

@@ -145,7 +145,7 @@ def test_functions_host_killed_with_messages_in_flight(pipeline_factory):
 
     # SIGKILL as soon as photos are being decided: process-image and send-alert messages are in flight.
     # (A send-alert claim held by the killed worker keeps that alert's channel waiting for the claim's
-    # lease, up to 120 s: the settle timeout allows for it.)
+    # lease, up to 30 s (send_alert.CLAIM_LEASE_S): the settle timeout allows for it.)
     wait_until(lambda: _decided(pipe) >= 5, 30, interval_s=0.01, message="photos in flight")
     pipe.host.kill()  # SIGKILL: no goodbye
     decided_at_kill = _decided(pipe)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 
 from functions import names
+from functions.adapters.deliveries import DeliveryRepository
 from functions.handlers import send_alert
 from functions.messages import SendAlert
 
@@ -332,3 +334,32 @@ def test_health_alert_and_its_clearing_reach_the_channels(env, park, fakes):
     assert len(sg.messages) == 2 and "back to normal" in sg.messages[1]["subject"] + str(
         sg.messages[1]["content"]
     )
+
+
+def test_a_slow_channel_keeps_its_claim_and_a_dead_ones_claim_runs_out(env, park, fakes, monkeypatch):
+    # The claim's lease is short and renewed while the adapter works: another worker cannot take over a
+    # delivery whose sender is merely slow, and a claim left by a dead worker holds it for one lease only.
+    er, cm, sg = fakes
+    db = park["db"]
+    ch = h.three_channels(db, park["park_id"], er, cm, sg)
+    monkeypatch.setattr(send_alert, "CLAIM_LEASE_S", 1.0)
+    monkeypatch.setattr(send_alert, "CLAIM_RENEW_S", 0.2)
+    monkeypatch.setattr(send_alert, "CLAIM_WAIT_S", 5.0)
+    repo = DeliveryRepository(db)
+
+    slow, _ = _new_alert(park)
+    er.delay_next(1, seconds=2.5, path="/api/v1.0/activity/events")
+    worker = threading.Thread(target=send_alert.handle, args=(SendAlert(alert_id=slow), env))
+    worker.start()
+    time.sleep(1.8)  # past the first lease: only renewal keeps it held
+    assert repo.try_claim(slow, ch["er"], 1.0) is None
+    worker.join(15)
+    assert h.deliveries(db, slow)["er-main"]["status"] == "delivered"
+    assert len(er.requests_to(r"^/api/v1\.0/activity/events/?$", "POST")) == 1
+
+    dead, _ = _new_alert(park, seed=5)
+    assert repo.try_claim(dead, ch["er"], 1.0) is not None  # a worker that claimed, then died
+    started = time.monotonic()
+    outcomes = send_alert.handle(SendAlert(alert_id=dead), env)
+    assert {o.outcome for o in outcomes} == {"delivered"}
+    assert 0.5 < time.monotonic() - started < 4.0  # waited for the lease (1 s), not CLAIM_WAIT_S
