@@ -21,6 +21,7 @@ from ..notify import (
     ParkRef,
     available_kinds,
     build_notifier,
+    close_notifier,
 )
 from .base import cli, db, echo_json, echo_table, services
 
@@ -123,24 +124,14 @@ def channels_test(name, park) -> None:
         raise click.ClickException(str(exc)) from None
     svc = services()
     notice = channel_test_notice(repo.db, row)
-    channel = Channel(
-        id=row["id"],
-        park_id=row["park_id"],
-        kind=row["kind"],
-        name=row["name"],
-        config=row["config"] or {},
-        zone=row["zone"],
-        enabled=row["enabled"],
-    )
+    channel = Channel.from_row(row)
     try:
         notifier = build_notifier(channel, svc.secrets)
         result = notifier.send_new(notice)
     except DeliveryError as exc:
         raise click.ClickException(f"channel {name} ({row['kind']}): {type(exc).__name__}: {exc}") from None
     finally:
-        close = getattr(locals().get("notifier"), "close", None)
-        if callable(close):
-            close()
+        close_notifier(locals().get("notifier"))
     click.echo(f"channel {name} ({row['kind']}): test notice delivered")
     echo_json({"external_id": result.external_id, "state": result.state})
 

@@ -64,6 +64,7 @@ from ..notify import (
     ParkRef,
     PermanentDeliveryError,
     build_notifier,
+    close_notifier,
 )
 from ..notify.annotate import CATEGORY_NAMES, AnnotateError, annotate
 
@@ -167,15 +168,7 @@ def deliver_to_channel(
     repo: DeliveryRepository, row: dict[str, Any], notice: AlertNotice, version: int, msg: SendAlert, secrets
 ) -> ChannelOutcome:
     """Bring one channel to ``version`` of the alert; record the outcome; never raises a delivery error."""
-    channel = Channel(
-        id=row["id"],
-        park_id=row["park_id"],
-        kind=row["kind"],
-        name=row["name"],
-        config=row["config"] or {},
-        zone=row["zone"],
-        enabled=row["enabled"],
-    )
+    channel = Channel.from_row(row)
 
     def outcome(kind: str, error: str | None = None, external_id: str | None = None) -> ChannelOutcome:
         return ChannelOutcome(channel.id, channel.name, channel.kind, kind, error, external_id)
@@ -259,12 +252,7 @@ def _deliver_claimed(repo, claim: Claim, channel: Channel, notice, version: int,
         repo.record_failed(claim, error)
         return outcome("transient", error)
     finally:
-        close = getattr(notifier, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:  # noqa: BLE001
-                pass
+        close_notifier(notifier)
     if not repo.record_delivered(claim, version, result.external_id, _jsonable(result.state)):
         log.error(
             "alert %s: channel %s delivered but its claim had expired (delivery took longer than %s s)",

@@ -28,6 +28,7 @@ from .base import (
     PermanentDeliveryError,
     SecretResolver,
     TransientDeliveryError,
+    close_notifier,
 )
 from .registry import ENTRY_POINT_GROUP, available_kinds, build_notifier, validate_channel
 
@@ -71,6 +72,7 @@ __all__ = [
     "TransientDeliveryError",
     "available_kinds",
     "build_notifier",
+    "close_notifier",
     "deliver",
     "validate_channel",
 ]

@@ -180,6 +180,19 @@ class Channel(BaseModel):
     zone: str | None = None  # deliver only alerts of cameras in this zone (None: the whole park)
     enabled: bool = True
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Channel:
+        """The channel of a ``channels`` table row."""
+        return cls(
+            id=row["id"],
+            park_id=row["park_id"],
+            kind=row["kind"],
+            name=row["name"],
+            config=row["config"] or {},
+            zone=row["zone"],
+            enabled=row["enabled"],
+        )
+
 
 class DeliveryResult(BaseModel):
     """What a delivery left on the remote side: an id to show to people, and state for later updates.
@@ -197,6 +210,16 @@ class HttpSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     user_agent: str = "TrapAlert/0.1 (+https://github.com/trapalert)"
+
+
+def close_notifier(notifier: object) -> None:
+    """Release what an adapter holds (its HTTP client), if it has a ``close``; never raises."""
+    close = getattr(notifier, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - cleanup only; the delivery's outcome is already decided
+            pass
 
 
 @lru_cache(maxsize=1)

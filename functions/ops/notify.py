@@ -19,7 +19,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from ..notify.base import AlertNotice, CameraRef, Channel, EnvSecrets, ParkRef
+from ..notify.base import AlertNotice, CameraRef, Channel, EnvSecrets, ParkRef, close_notifier
 from ..notify.registry import build_notifier
 from . import metrics
 
@@ -130,24 +130,11 @@ def _notice(
 
 
 def _send(channel: dict[str, Any], notice: AlertNotice, secrets=None) -> None:
-    notifier = build_notifier(
-        Channel(
-            id=channel["id"],
-            park_id=channel["park_id"],
-            kind=channel["kind"],
-            name=channel["name"],
-            config=channel["config"] or {},
-            zone=channel["zone"],
-            enabled=channel["enabled"],
-        ),
-        secrets or EnvSecrets(),
-    )
+    notifier = build_notifier(Channel.from_row(channel), secrets or EnvSecrets())
     try:
         notifier.send_new(notice)
     finally:
-        close = getattr(notifier, "close", None)
-        if callable(close):
-            close()
+        close_notifier(notifier)
 
 
 def notify_poisoned(svc, record: dict[str, Any], *, secrets=None) -> dict[str, int]:
