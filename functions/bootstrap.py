@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 
+from .adapters.outbox import Outbox
 from .adapters.scoring_client import ScoringClient
 from .adapters.storage import Storage
 from .db import Database
@@ -28,6 +29,10 @@ class Services:
     def storage(self) -> Storage:
         return Storage(connection_string=self.settings.storage_connection,
                        account_name=self.settings.storage_account_name)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.db, self.storage)
 
     @cached_property
     def scoring(self) -> ScoringClient:

@@ -4,22 +4,25 @@ Idempotency lives here:
 - ``inbound_emails.dedupe_key`` (Message-ID, else sha256 of the raw POST) is unique: recording the same
   email twice inserts nothing (``record`` answers the existing id and ``created=False``); the email row and
   its image rows are written in one transaction, so a crash leaves all or nothing.
-- ``images.enqueued_at`` says the process-image message of an image was sent. ``enqueue_pending`` sends the
-  messages of the images that have none yet, holding row locks (``FOR UPDATE SKIP LOCKED``) so two
-  concurrent deliveries of one email never both send, and commits ``enqueued_at`` only after the queue
-  accepted the message. A crash between the two sends the message again on the retry, which process-image
-  tolerates (it is idempotent by image id); a message is never missing.
+- each stored image of an accepted (or released) email gets its process-image message in the outbox
+  (functions/adapters/outbox.py, key ``process-image:<image id>``, scope ``email:<email id>``) in the same
+  transaction as its row: the caller flushes the scope after the commit, and a SendGrid retry of the same
+  email flushes whatever is still pending. A message is never missing and never sent twice by two
+  concurrent deliveries (the flusher locks each row); a crash between the queue's accept and the mark sends
+  it again, which process-image tolerates (it is idempotent by image id).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import names
 from ..db import Database
+from ..messages import ProcessImage
+from .outbox import Outbox, OutboxMessage
 
 _EMAIL_COLUMNS = (
     "dedupe_key",
@@ -200,7 +203,7 @@ class InboundRepository:
                 cur.execute("SELECT id FROM inbound_emails WHERE dedupe_key = %s", (email.dedupe_key,))
                 return int(cur.fetchone()["id"]), False, []
             email_id = int(row["id"])
-            stored = self._insert_images(cur, email_id, images)
+            stored = self._insert_images(cur, email_id, images, announce=email.status == "accepted")
             if email.camera_id is not None:
                 cur.execute(
                     "UPDATE cameras SET last_seen_at = GREATEST(COALESCE(last_seen_at, now()), now()) "
@@ -222,7 +225,7 @@ class InboundRepository:
         """A quarantined email processed as ``camera_id``: its images inserted (once), the email updated."""
         with self.db.transaction() as cur:
             cur.execute("SELECT id FROM inbound_emails WHERE id = %s FOR UPDATE", (email_id,))
-            self._insert_images(cur, email_id, images)
+            self._insert_images(cur, email_id, images, announce=True)
             cur.execute(
                 """UPDATE inbound_emails SET status = %s, reason = %s, park_id = %s, camera_id = %s,
                                released_at = COALESCE(released_at, now()), meta = meta || %s::jsonb
@@ -231,7 +234,9 @@ class InboundRepository:
             )
 
     @staticmethod
-    def _insert_images(cur, email_id: int, images: list[ImageRecord]) -> list[int]:
+    def _insert_images(cur, email_id: int, images: list[ImageRecord], *, announce: bool) -> list[int]:
+        """Insert the image rows (once); with ``announce``, each newly stored image's process-image message
+        goes into the outbox in the same transaction."""
         cols = ", ".join(("email_id",) + _IMAGE_COLUMNS)
         marks = ", ".join(["%s"] * (len(_IMAGE_COLUMNS) + 1))
         stored = []
@@ -243,47 +248,45 @@ class InboundRepository:
             )
             row = cur.fetchone()
             if row is not None and img.status == "stored":
-                stored.append(int(row["id"]))
+                image_id = int(row["id"])
+                stored.append(image_id)
+                if announce:
+                    Outbox.add(cur, process_image_message(email_id, image_id, img))
         return stored
 
-    # -- queue bookkeeping -----------------------------------------------------------------------
-    def enqueue_pending(
-        self, email_id: int, send: Callable[[dict[str, Any]], str], image_ids: list[int] | None = None
-    ) -> int:
-        """Send the process-image message of each stored image of the email that has none yet, one image
-        per transaction: an outage half-way keeps what was sent, and the retry sends only the rest.
-        ``image_ids``: the email's stored images when the caller knows them (saves a query)."""
-        if image_ids is None:
-            image_ids = [
-                r["id"]
-                for r in self.db.fetchall(
-                    "SELECT id FROM images WHERE email_id = %s AND status = 'stored' AND enqueued_at IS NULL "
-                    "ORDER BY attachment_index",
-                    (email_id,),
-                )
-            ]
-        sent = 0
-        for image_id in image_ids:
-            with self.db.transaction() as cur:
-                cur.execute(
-                    """SELECT id, blob_name, park_id, camera_id, correlation_id FROM images
-                               WHERE id = %s AND status = 'stored' AND enqueued_at IS NULL
-                               FOR UPDATE SKIP LOCKED""",
-                    (image_id,),
-                )
-                row = cur.fetchone()
-                if row is None:  # sent already, or being sent by a concurrent delivery of the same email
-                    continue
-                message_id = send(dict(row))
-                cur.execute(
-                    "UPDATE images SET enqueued_at = now(), queue_message_id = %s WHERE id = %s",
-                    (message_id, row["id"]),
-                )
-                sent += 1
-        return sent
-
-    def queued_count(self, email_id: int) -> int:
-        row = self.db.fetchone(
-            "SELECT count(*) AS n FROM images WHERE email_id = %s AND enqueued_at IS NOT NULL", (email_id,)
+    def cameras_matching(self, camera_ref: str, park_id: int | None) -> list[dict[str, Any]]:
+        """Cameras named ``camera_ref`` (name, alias or id), in ``park_id`` when given."""
+        params: list[Any] = [camera_ref, camera_ref]
+        where = "(c.name = %s OR %s = ANY(c.aliases)"
+        if camera_ref.isdigit():
+            where += " OR c.id = %s"
+            params.append(int(camera_ref))
+        where += ")"
+        if park_id is not None:
+            where += " AND c.park_id = %s"
+            params.append(park_id)
+        return self.db.fetchall(
+            "SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone "
+            f"FROM cameras c JOIN parks p ON p.id = c.park_id WHERE {where} ORDER BY c.id",
+            params,
         )
-        return int(row["n"]) if row else 0
+
+
+def email_scope(email_id: int) -> str:
+    """The outbox scope of an email's process-image messages."""
+    return f"email:{email_id}"
+
+
+def process_image_message(email_id: int, image_id: int, img: ImageRecord) -> OutboxMessage:
+    return OutboxMessage(
+        queue=names.PROCESS_IMAGE_QUEUE,
+        message=ProcessImage(
+            image_id=image_id,
+            blob_name=img.blob_name,
+            park_id=img.park_id,
+            camera_id=img.camera_id,
+            correlation_id=img.correlation_id,
+        ),
+        key=f"process-image:{image_id}",
+        scope=email_scope(email_id),
+    )

@@ -12,7 +12,8 @@ Order of work, and why nothing is lost or doubled:
    ``images/<park>/<camera>/<day>/<sha256>.<ext>``;
 6. the email row and its image rows are inserted in one transaction (ON CONFLICT on the dedupe key: a
    concurrent delivery of the same email finds the row and goes to step 2's path);
-7. one process-image message per stored image, each recorded with ``enqueued_at`` (inbound_repo.py).
+7. one process-image message per stored image, written to the outbox in step 6's transaction and flushed
+   to the queue now (functions/adapters/outbox.py).
 Only then is 200 answered. Database or storage unreachable anywhere -> the exception reaches the handler,
 which answers 503, and SendGrid's retry replays these steps, each of which is idempotent.
 """
@@ -29,13 +30,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from .camera_status import camera_status
 from .. import names
-from ..adapters.inbound_repo import EmailRecord, ImageRecord, InboundRepository
+from ..adapters.inbound_repo import EmailRecord, ImageRecord, InboundRepository, email_scope
 from ..adapters.parks import ParkRepository, RegistryError
 from ..db import DatabaseUnavailable
-from ..messages import ProcessImage
 from . import reasons
+from .camera_status import camera_status
 from .identify import Identification, identify, load_patterns, recipients_of, senders_of
 from .images import blob_name, inspect_image
 from .parse_sendgrid import InboundEmail, parse_request
@@ -142,14 +142,10 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
             images = process_images(email, ident.camera, ident.park, svc, cid, received_at)
             record.status, record.reason = _email_status(email, images)
 
-    email_id, created, stored_ids = repo.record(record, images)
+    email_id, created, _ = repo.record(record, images)
     if not created:  # a concurrent delivery of the same email got there first
         return _duplicate(repo, svc, repo.email(email_id))
-    queued = (
-        repo.enqueue_pending(email_id, lambda row: _send(svc, row), stored_ids)
-        if record.status == "accepted"
-        else 0
-    )
+    queued = svc.outbox.flush(email_scope(email_id)) if record.status == "accepted" else 0
     outcome = Outcome(
         record.status,
         cid,
@@ -241,7 +237,7 @@ def _record_unparsed(
 def _duplicate(repo: InboundRepository, svc, existing: dict[str, Any]) -> Outcome:
     queued = 0
     if existing["status"] in ("accepted", "released"):
-        queued = repo.enqueue_pending(existing["id"], lambda row: _send(svc, row))
+        queued = svc.outbox.flush(email_scope(existing["id"]))
     log.info(
         "inbound email %s: duplicate delivery (%s); %d missing messages sent",
         existing["id"],
@@ -358,19 +354,6 @@ def process_images(
     return out
 
 
-def _send(svc, row: dict[str, Any]) -> str:
-    return svc.storage.enqueue(
-        names.PROCESS_IMAGE_QUEUE,
-        ProcessImage(
-            image_id=row["id"],
-            blob_name=row["blob_name"],
-            park_id=row["park_id"],
-            camera_id=row["camera_id"],
-            correlation_id=row["correlation_id"],
-        ),
-    )
-
-
 # ------------------------------------------------------------------------------------------ release
 class ReleaseError(ValueError):
     """The email cannot be released as asked; the message says why."""
@@ -411,7 +394,7 @@ def release(email_id: int, camera_ref: str, park_ref: str | None, svc) -> Outcom
         if row["status"] == "quarantined"
         else {},
     )
-    queued = repo.enqueue_pending(email_id, lambda r: _send(svc, r))
+    queued = svc.outbox.flush(email_scope(email_id))
     stored = [i for i in repo.images_of(email_id) if i["status"] == "stored"]
     log.info(
         "inbound email %s released as camera %s",
@@ -439,20 +422,7 @@ def _resolve_camera(svc, camera_ref: str, park_ref: str | None) -> dict[str, Any
         park = parks.park(park_ref) if park_ref else None
     except RegistryError as exc:
         raise ReleaseError(str(exc)) from None
-    params: list[Any] = [camera_ref, camera_ref]
-    where = "(c.name = %s OR %s = ANY(c.aliases)"
-    if camera_ref.isdigit():
-        where += " OR c.id = %s"
-        params.append(int(camera_ref))
-    where += ")"
-    if park is not None:
-        where += " AND c.park_id = %s"
-        params.append(park["id"])
-    rows = svc.db.fetchall(
-        "SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone "
-        f"FROM cameras c JOIN parks p ON p.id = c.park_id WHERE {where} ORDER BY c.id",
-        params,
-    )
+    rows = InboundRepository(svc.db).cameras_matching(camera_ref, park["id"] if park is not None else None)
     if not rows:
         raise ReleaseError(f"no camera {camera_ref!r}" + (f" in park {park_ref}" if park_ref else ""))
     if len(rows) > 1:

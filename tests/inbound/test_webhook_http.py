@@ -50,7 +50,11 @@ def test_registered_camera_jpeg_is_stored_recorded_and_queued_within_a_second(
     assert email["raw_blob"] and storage.get_blob(names.RAW_EMAILS_CONTAINER, email["raw_blob"]) == p.body
 
     [image] = image_rows(db)
-    assert image["status"] == "stored" and image["enqueued_at"] is not None
+    assert image["status"] == "stored"
+    [sent] = db.fetchall("SELECT key, scope, sent_at, message_id, body FROM outbox")
+    assert sent["key"] == f"process-image:{image['id']}" and sent["scope"] == f"email:{email['id']}"
+    assert sent["sent_at"] is not None and sent["message_id"]
+    assert sent["body"]["image_id"] == image["id"] and sent["body"]["blob_name"] == image["blob_name"]
     assert (image["width"], image["height"], image["orientation"]) == (320, 240, 6)
     assert image["taken_at_source"] == "exif"
     # 02:14:05 in Africa/Johannesburg (UTC+2) is 00:14:05 UTC
@@ -200,7 +204,7 @@ def test_retry_after_a_crash_before_enqueue_sends_exactly_the_missing_messages(
     assert post(webhook_host, p).json()["queued"] == 2
     # The state a crash between the database commit and the queue writes leaves behind:
     storage.queue(names.PROCESS_IMAGE_QUEUE).clear_messages()
-    db.execute("UPDATE images SET enqueued_at = NULL, queue_message_id = NULL")
+    db.execute("UPDATE outbox SET sent_at = NULL, message_id = NULL")
     r = post(webhook_host, p)
     assert r.json()["status"] == "duplicate" and r.json()["queued"] == 2
     assert sorted(m["image_id"] for m in queue_messages(storage)) == sorted(i["id"] for i in image_rows(db))
