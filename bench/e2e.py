@@ -79,9 +79,10 @@ def stage_times(pipe: Pipeline, measured: list, times: dict[int, float]) -> dict
     rows = {
         r["message_id"]: r
         for r in pipe.q(
-            "SELECT e.message_id, i.alert_id, extract(epoch FROM i.enqueued_at) AS q, "
+            "SELECT e.message_id, i.alert_id, extract(epoch FROM o.sent_at) AS q, "
             "extract(epoch FROM i.decided_at) AS d "
-            "FROM inbound_emails e JOIN images i ON i.email_id = e.id"
+            "FROM inbound_emails e JOIN images i ON i.email_id = e.id "
+            "LEFT JOIN outbox o ON o.key = 'process-image:' || i.id"
         )
     }
     out: dict[str, list[float]] = {"webhook": [], "process-image": [], "send-alert": []}

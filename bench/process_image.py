@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 os.environ["TRAPALERT_LOCAL_SETTINGS"] = "/nonexistent/local.settings.json"
 
-from functions.adapters.alerts_repo import AlertsRepository  # noqa: E402
+from functions.adapters.outbox import Outbox  # noqa: E402
 from functions.adapters.storage import Storage  # noqa: E402
 from functions.bootstrap import Services  # noqa: E402
 from functions.db import Database  # noqa: E402
@@ -129,8 +129,8 @@ def main() -> None:
 
             svc.scoring.detect = timed("scoring_http", detect)
             svc.storage.get_blob = timed("blob", svc.storage.get_blob)
-            AlertsRepository.record_and_decide = timed("decide_tx", AlertsRepository.record_and_decide)
-            process_image.flush_outbox = timed("outbox", process_image.flush_outbox)
+            process_image.decide_photo = timed("decide_tx", process_image.decide_photo)
+            Outbox.flush = timed("outbox", Outbox.flush)
 
             park_id = make_park(db, "bench")
             jpeg = make_detection_image("2", 0.9, (0.3, 0.3, 0.2, 0.4))
@@ -148,7 +148,7 @@ def main() -> None:
                 if round_no:
                     results.append(r)
             alerts = db.fetchone("SELECT count(*) AS n, sum(image_count) AS imgs FROM alerts")
-            sends = db.fetchone("SELECT count(*) AS n FROM alert_notifications")
+            sends = db.fetchone("SELECT count(*) AS n FROM outbox WHERE queue = 'send-alert'")
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} CPU, Python {platform.python_version()}; "
             f"{args.photos} photos/round, {args.cameras} cameras, bursts of {args.burst}"

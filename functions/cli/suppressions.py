@@ -6,7 +6,7 @@ import getpass
 
 import click
 
-from ..adapters.alerts_repo import AlertsRepository
+from ..adapters.suppressions_repo import SuppressionsRepository
 from .base import cli, db, echo_json, echo_table
 
 
@@ -22,7 +22,7 @@ def suppressions() -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 def suppressions_list(park, include_all, as_json) -> None:
-    rows = AlertsRepository(db()).suppressions(park, include_all)
+    rows = SuppressionsRepository(db()).suppressions(park, include_all)
     for r in rows:
         r["bbox"] = [round(float(r.pop(k)), 3) for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h")]
     if as_json:
@@ -40,7 +40,7 @@ def suppressions_lift(suppression_id, note) -> None:
         who = getpass.getuser()
     except Exception:  # noqa: BLE001
         who = None
-    row = AlertsRepository(db()).lift(suppression_id, who, note)
+    row = SuppressionsRepository(db()).lift(suppression_id, who, note)
     if row is None:
         raise click.ClickException(
             f"no suppressed box with id {suppression_id} (see `trapalert suppressions list`)"

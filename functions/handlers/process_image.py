@@ -8,20 +8,26 @@ Steps, each safe to repeat (delivery is at least once):
 2. download the photo and call the scoring service (functions/adapters/scoring_client.py: retries within a
    bounded budget; a service that stays down raises, so the host retries the message and finally poisons
    it; an image the detector cannot read is recorded as ``failed`` and the message completes);
-3. one transaction, under a row lock on the camera: store the detections, apply the rules, the event
-   (burst), static false positives and the alert decision (functions/domain/,
-   functions/adapters/alerts_repo.py);
-4. after the commit, the outbox: one SendAlert per alert version not yet enqueued (reason ``new`` for the
-   first, ``update`` after). If the enqueue fails the message fails and its retry enqueues it.
+3. :func:`decide_photo`, one unit of work under a row lock on the camera: store the detections, load the
+   camera's state, let the domain decide (functions/domain/decision.py: rules, the event (burst), static
+   false positives, the alert) and save the decision, with the SendAlert of a new alert version written to
+   the outbox in the same transaction (functions/adapters/alerts_repo.py);
+4. after the commit, flush the camera's outbox scope (functions/adapters/outbox.py). If the enqueue fails
+   the message fails, and its retry (which finds the photo decided) flushes it then.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from .. import names
-from ..adapters.alerts_repo import AlertsRepository, Decision
-from ..messages import ProcessImage, SendAlert
+from ..adapters.alerts_repo import AlertsRepository, ImagesRepository, PostgresUnitOfWork, camera_scope
+from ..adapters.scoring_client import ImageScore
+from ..domain.decision import Decision, NewPhoto, decide, local_time_at
+from ..domain.rules import effective_rules
+from ..messages import ProcessImage
+from ..ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +38,19 @@ class ImageNotFound(LookupError):
     """The message names an image that is not in the database (yet): the message retries, then poisons."""
 
 
+class UnitOfWork(Protocol):
+    """One transaction around one decision (PostgresUnitOfWork; tests use an in-memory one)."""
+
+    alerts: AlertsRepository
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(self, *exc) -> bool | None: ...
+
+
 def handle(msg: ProcessImage, svc) -> Decision | None:
-    repo = AlertsRepository(svc.db)
-    image = repo.image(msg.image_id)
+    images = ImagesRepository(svc.db)
+    image = images.image(msg.image_id)
     if image is None:
         raise ImageNotFound(f"image {msg.image_id} is not in the database")
     if image["status"] in DONE_STATUSES:
@@ -51,7 +67,7 @@ def handle(msg: ProcessImage, svc) -> Decision | None:
             content_type=image["content_type"] or "image/jpeg",
         )
         if score.permanent_failure:
-            if repo.mark_failed(msg.image_id, score):
+            if images.mark_failed(msg.image_id, score):
                 log.warning(
                     "image %s cannot be scored: %s",
                     msg.image_id,
@@ -59,29 +75,44 @@ def handle(msg: ProcessImage, svc) -> Decision | None:
                     extra={"image_id": msg.image_id},
                 )
             return None
-    decision = repo.record_and_decide(msg.image_id, camera_id, score)
-    flush_outbox(repo, svc, camera_id, str(msg.correlation_id))
+    decision = decide_photo(PostgresUnitOfWork(svc.db), msg.image_id, camera_id, score)
+    if decision.notify is not None and not decision.already_decided:
+        metrics.alert_raised(kind="detection", reason=decision.notify)
+    svc.outbox.flush(camera_scope(camera_id))
     return decision
 
 
-def flush_outbox(repo: AlertsRepository, svc, camera_id: int, correlation_id: str) -> int:
-    """Enqueue a SendAlert for every alert of the camera whose current version is not enqueued yet."""
-    sent = 0
-
-    def send(alert_id: int, version: int, reason: str) -> str:
-        message = SendAlert(alert_id=alert_id, version=version, reason=reason, correlation_id=correlation_id)
-        return svc.storage.enqueue(names.SEND_ALERT_QUEUE, message)
-
-    for alert_id in repo.pending_alerts(camera_id):
-        done = repo.enqueue_pending(alert_id, send, correlation_id)
-        if done is not None:
-            sent += 1
-            log.info(
-                "alert %s version %s enqueued on %s (%s)",
-                alert_id,
-                done[0],
-                names.SEND_ALERT_QUEUE,
-                done[1],
-                extra={"alert_id": alert_id},
+def decide_photo(uow: UnitOfWork, image_id: int, camera_id: int, score: ImageScore | None) -> Decision:
+    """In one unit of work: lock the camera and the image, store ``score`` if the image is still 'stored',
+    then decide unless it was decided already (a redelivered message changes nothing), and save."""
+    with uow:
+        repo = uow.alerts
+        locked = repo.lock(camera_id, image_id)
+        image = locked.image
+        if image["status"] == "stored":
+            if score is None:
+                raise RuntimeError(f"image {image_id} is not scored yet")
+            repo.record_score(image_id, score)
+            image["night"] = bool(score.night)
+        elif image["status"] != "scored":
+            return Decision(image_id, reason=f"image status {image['status']}", already_decided=True)
+        if image["decided_at"] is not None:
+            return Decision(
+                image_id, image["event_id"], image["alert_id"], reason="already decided", already_decided=True
             )
-    return sent
+        rules = effective_rules(*repo.rule_layers(locked.camera))
+        taken_at = image["taken_at"] or image["created_at"]
+        found = repo.detections(image_id)
+        photo = NewPhoto(
+            image_id=image_id,
+            taken_at=taken_at,
+            night=bool(image["night"]),
+            local_time=local_time_at(taken_at, locked.timezone),
+            detections=tuple(d for _, d in found),
+            detection_ids=tuple(i for i, _ in found),
+            correlation_id=str(image["correlation_id"]) if image.get("correlation_id") else None,
+        )
+        state = repo.load(locked.camera, rules, taken_at)
+        decision = decide(state, photo)
+        repo.save(state, photo, decision)
+        return decision

@@ -369,8 +369,9 @@ class Pipeline:
         assert all(e["status"] == "accepted" for e in emails), Counter(e["status"] for e in emails)
 
         images = self.q(
-            "SELECT i.id, i.status, i.decided_at, i.enqueued_at, "
-            "(SELECT count(*) FROM detections d WHERE d.image_id = i.id) AS dets FROM images i"
+            "SELECT i.id, i.status, i.decided_at, o.sent_at AS enqueued_at, "
+            "(SELECT count(*) FROM detections d WHERE d.image_id = i.id) AS dets FROM images i "
+            "LEFT JOIN outbox o ON o.key = 'process-image:' || i.id"
         )
         assert len(images) == photos, f"{len(images)} image rows for {photos} photos sent"
         assert Counter(i["status"] for i in images) == {"scored": photos}

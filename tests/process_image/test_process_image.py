@@ -77,7 +77,11 @@ def test_burst_of_ten_photos_is_one_alert_per_camera(svc, park):
     assert len(rows) == 2
     assert sorted(r["camera_id"] for r in rows) == sorted([cam1, cam2])
     for r in rows:
-        assert r["image_count"] == 10 and r["version"] == 1 and r["enqueued_version"] == 1
+        assert r["image_count"] == 10 and r["version"] == 1
+        sent = svc.db.fetchall(
+            "SELECT key, sent_at FROM outbox WHERE body->>'alert_id' = %s", (str(r["id"]),)
+        )
+        assert [x["key"] for x in sent] == [f"send-alert:{r['id']}:v1"] and sent[0]["sent_at"] is not None
         n = svc.db.fetchone("SELECT count(*) AS n FROM images WHERE alert_id = %s", (r["id"],))["n"]
         assert n == 10
         assert r["max_conf"] == pytest.approx(0.9, abs=0.015)
@@ -193,7 +197,10 @@ def test_failed_enqueue_is_retried_by_the_message_and_sent_once(svc, park):
         with pytest.raises(AzureError):
             handle(msg, svc)
         [alert] = alerts(svc.db)  # the decision is committed, the message is not sent
-        assert alert["version"] == 1 and alert["enqueued_version"] == 0
+        assert alert["version"] == 1
+        [pending] = svc.db.fetchall("SELECT key, sent_at, attempts, last_error FROM outbox")
+        assert pending["key"] == f"send-alert:{alert['id']}:v1" and pending["sent_at"] is None
+        assert pending["attempts"] == 1 and pending["last_error"]
     finally:
         svc.storage.queue(names.SEND_ALERT_QUEUE).create_queue()
     before = model_images(svc.scoring.base_url)

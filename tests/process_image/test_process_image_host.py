@@ -40,11 +40,20 @@ def test_bursts_from_two_cameras_in_the_host(svc, host_factory, scoring_url):
     rows = svc.db.fetchall("SELECT id, camera_id, image_count, version FROM alerts ORDER BY camera_id")
     assert [(r["camera_id"], r["image_count"]) for r in rows] == [(cams[0], 10), (cams[1], 10)]
     wait_until(
-        lambda: svc.db.fetchone("SELECT count(*) AS n FROM alert_notifications")["n"] == 2,
+        lambda: (
+            svc.db.fetchone(
+                "SELECT count(*) AS n FROM outbox WHERE queue = 'send-alert' AND sent_at IS NOT NULL"
+            )["n"]
+            == 2
+        ),
         timeout_s=10,
         message="two send-alert messages",
     )
-    notes = svc.db.fetchall("SELECT alert_id, version, reason FROM alert_notifications ORDER BY alert_id")
+    notes = svc.db.fetchall(
+        "SELECT (body->>'alert_id')::bigint AS alert_id, (body->>'version')::int AS version, "
+        "body->>'reason' AS reason "
+        "FROM outbox WHERE queue = 'send-alert' ORDER BY 1"
+    )
     assert [(n["alert_id"], n["version"], n["reason"]) for n in notes] == sorted(
         (r["id"], 1, "new") for r in rows
     )
@@ -107,7 +116,12 @@ def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
         bad = add_image(svc.db, svc.storage, park_id, cam, b"\xff\xd8 truncated", T0 + timedelta(hours=1))
         svc.storage.enqueue(names.PROCESS_IMAGE_QUEUE, bad)
         wait_until(
-            lambda: svc.db.fetchone("SELECT count(*) AS n FROM alert_notifications")["n"] == 1,
+            lambda: (
+                svc.db.fetchone(
+                    "SELECT count(*) AS n FROM outbox WHERE queue = 'send-alert' AND sent_at IS NOT NULL"
+                )["n"]
+                == 1
+            ),
             timeout_s=30,
             message="the replayed photo's alert",
         )
