@@ -28,15 +28,20 @@ class RulesRepository:
 
     def layers(self, park_id: int, camera_id: int | None, cur=None) -> tuple[dict[str, Any], dict[str, Any]]:
         """(park layer, camera layer) as stored."""
-        sql = (
-            "SELECT camera_id, rules FROM alert_rules WHERE park_id = %s "
-            "AND (camera_id IS NULL OR camera_id = %s)"
-        )
         if cur is None:
-            rows = self.db.fetchall(sql, (park_id, camera_id))
-        else:
-            cur.execute(sql, (park_id, camera_id))
-            rows = cur.fetchall()
+            with self.db.transaction() as own:
+                return self.layers_in(own, park_id, camera_id)
+        return self.layers_in(cur, park_id, camera_id)
+
+    @staticmethod
+    def layers_in(cur, park_id: int, camera_id: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``layers`` inside the caller's transaction."""
+        cur.execute(
+            "SELECT camera_id, rules FROM alert_rules WHERE park_id = %s "
+            "AND (camera_id IS NULL OR camera_id = %s)",
+            (park_id, camera_id),
+        )
+        rows = cur.fetchall()
         park_layer = next((dict(r["rules"]) for r in rows if r["camera_id"] is None), {})
         camera_layer = (
             next((dict(r["rules"]) for r in rows if r["camera_id"] is not None), {}) if camera_id else {}
