@@ -125,8 +125,27 @@ class ParkRepository:
             return self.db.fetchall(
                 "SELECT c.*, p.slug AS park_slug FROM cameras c JOIN parks p ON p.id = c.park_id "
                 "WHERE p.slug = %s ORDER BY c.name", (park_slug,))
-        return self.db.fetchall("SELECT c.*, p.slug AS park_slug FROM cameras c JOIN parks p ON p.id = c.park_id "
-                                "ORDER BY p.slug, c.name")
+        return self.db.fetchall(
+            "SELECT c.*, p.slug AS park_slug FROM cameras c JOIN parks p ON p.id = c.park_id "
+            "ORDER BY p.slug, c.name")
+
+    def cameras_named(self, name: str, park_slug: str | None = None) -> list[dict[str, Any]]:
+        """Cameras whose name or one of whose aliases is ``name`` (in park ``park_slug`` when given), with
+        their park's slug and inbound address."""
+        return self.db.fetchall(
+            """SELECT c.*, p.slug AS park_slug, p.inbound_address AS park_inbound_address
+               FROM cameras c JOIN parks p ON p.id = c.park_id
+               WHERE (c.name = %(n)s OR %(n)s = ANY(c.aliases)) AND (%(p)s::text IS NULL OR p.slug = %(p)s)
+               ORDER BY c.id""",
+            {"n": name, "p": park_slug})
+
+    def first_camera(self, park_id: int, zone: str | None = None) -> dict[str, Any] | None:
+        """The park's first camera (lowest id), of ``zone`` when given, with its effective time zone."""
+        return self.db.fetchone(
+            """SELECT c.*, COALESCE(c.timezone, p.timezone) AS effective_timezone
+               FROM cameras c JOIN parks p ON p.id = c.park_id
+               WHERE c.park_id = %s AND (%s::text IS NULL OR c.zone = %s) ORDER BY c.id LIMIT 1""",
+            (park_id, zone, zone))
 
     def import_cameras_csv(self, text: str) -> list[dict[str, Any]]:
         """Columns: park, name, sender_addresses (;-separated), aliases (;-separated), latitude, longitude,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import click
 
 from ..adapters.channels import ChannelError, ChannelRepository
+from ..adapters.parks import ParkRepository
 from ..notify import (
     AlertNotice,
     CameraRef,
@@ -138,16 +139,18 @@ def channels_test(name, park) -> None:
 
 def channel_test_notice(database, channel_row: dict) -> AlertNotice:
     """A clearly labelled test notice at one of the park's cameras (or a placeholder), with a photo."""
-    park = database.fetchone(
-        "SELECT id, slug, name, timezone FROM parks WHERE id = %s", (channel_row["park_id"],)
-    )
-    cam = database.fetchone(
-        "SELECT id, name, latitude, longitude, COALESCE(timezone, %s) AS timezone, zone FROM cameras "
-        "WHERE park_id = %s AND (%s::text IS NULL OR zone = %s) ORDER BY id LIMIT 1",
-        (park["timezone"], park["id"], channel_row["zone"], channel_row["zone"]),
-    )
+    parks = ParkRepository(database)
+    park = parks.park(channel_row["park_id"])
+    cam = parks.first_camera(park["id"], channel_row["zone"])
     camera = (
-        CameraRef(**cam)
+        CameraRef(
+            id=cam["id"],
+            name=cam["name"],
+            latitude=cam["latitude"],
+            longitude=cam["longitude"],
+            timezone=cam["effective_timezone"],
+            zone=cam["zone"],
+        )
         if cam
         else CameraRef(id=0, name="TEST-CAMERA", timezone=park["timezone"], zone=channel_row["zone"])
     )

@@ -14,6 +14,10 @@ from typing import Any
 
 import click
 
+from ..adapters.deliveries import DeliveryRepository
+from ..adapters.email_trace import EmailTrace
+from ..adapters.inbound_repo import InboundRepository
+from ..adapters.parks import ParkRepository
 from ..settings import STACK_STATE_FILE
 from .base import cli, db
 
@@ -36,20 +40,14 @@ def _webhook_url(url: str | None) -> str:
 
 
 def find_camera(database, name: str, park: str | None) -> dict[str, Any]:
-    rows = database.fetchall(
-        """SELECT c.id, c.name, c.sender_addresses, c.aliases, p.slug AS park, p.inbound_address
-           FROM cameras c JOIN parks p ON p.id = c.park_id
-           WHERE (c.name = %(n)s OR %(n)s = ANY(c.aliases)) AND (%(p)s::text IS NULL OR p.slug = %(p)s)
-           ORDER BY c.id""",
-        {"n": name, "p": park},
-    )
+    rows = ParkRepository(database).cameras_named(name, park)
     if not rows:
         raise click.ClickException(
             f"no camera {name!r}" + (f" in park {park}" if park else "") + " (see `trapalert cameras list`)"
         )
     if len(rows) > 1:
         raise click.ClickException(
-            f"camera {name!r} exists in parks {', '.join(r['park'] for r in rows)}: give --park"
+            f"camera {name!r} exists in parks {', '.join(r['park_slug'] for r in rows)}: give --park"
         )
     cam = rows[0]
     if not cam["sender_addresses"]:
@@ -83,7 +81,7 @@ def simulate_camera(camera_name, park, images, raw, url, timeout, as_json) -> No
     database = db()
     cam = find_camera(database, camera_name, park)
     target = _webhook_url(url)
-    to = cam["inbound_address"] or f"{cam['park']}@alerts.trapalert.local"
+    to = cam["park_inbound_address"] or f"{cam['park_slug']}@alerts.trapalert.local"
     label = (cam["aliases"] or [cam["name"]])[0]
     payload = build_payload(
         sender=cam["sender_addresses"][0],
@@ -120,54 +118,35 @@ def simulate_camera(camera_name, park, images, raw, url, timeout, as_json) -> No
 
 def follow(database, message_id: str | None, *, deadline: float, interval: float = 0.2) -> dict[str, Any]:
     """Poll until the email's images are scored and every delivery of their alert(s) is final."""
-    ids = [message_id, (message_id or "").strip("<>")]
+    trace, inbound, deliveries = (
+        EmailTrace(database),
+        InboundRepository(database),
+        DeliveryRepository(database),
+    )
     out: dict[str, Any] = {"state": "email not recorded", "email": None, "images": [], "alerts": []}
     while True:
-        email = database.fetchone(
-            "SELECT id, status, reason, camera_id, received_at FROM inbound_emails "
-            "WHERE message_id = ANY(%s) "
-            "ORDER BY id DESC LIMIT 1",
-            (ids,),
-        )
+        email = trace.email_by_message_id(message_id) if message_id else None
         if email is not None:
             out["email"] = email
             out["state"] = f"email {email['status']}"
-            images = database.fetchall(
-                "SELECT id, filename, status, reason, alert_id FROM images WHERE email_id = %s ORDER BY id",
-                (email["id"],),
-            )
+            images = [
+                {k: img[k] for k in ("id", "filename", "status", "reason", "alert_id")}
+                for img in inbound.images_of(email["id"])
+            ]
             for img in images:
-                img["detections"] = database.fetchall(
-                    "SELECT category, round(conf::numeric, 3) AS conf, bbox_x, bbox_y, bbox_w, bbox_h "
-                    "FROM detections WHERE image_id = %s ORDER BY conf DESC",
-                    (img["id"],),
-                )
+                img["detections"] = [
+                    {**d, "conf": round(float(d["conf"]), 3)} for d in deliveries.detections(img["id"])
+                ]
             out["images"] = images
             pending = [i for i in images if i["status"] == "stored"]
             if email["status"] in ("quarantined", "rejected"):
                 out["state"] = "done"
                 return out
             if images and not pending:
-                image_ids = [i["id"] for i in images]
-                alerts = database.fetchall(
-                    """SELECT a.id, a.version, a.categories, a.max_conf, a.image_count, a.title,
-                              COALESCE((SELECT array_agg(ch.id) FROM channels ch
-                                        WHERE ch.park_id = a.park_id AND ch.enabled AND ch.purpose = 'alerts'
-                                          AND (ch.zone IS NULL OR ch.zone = c.zone)), '{}') AS channel_ids
-                       FROM alerts a JOIN cameras c ON c.id = a.camera_id
-                       WHERE a.id IN (SELECT alert_id FROM images WHERE id = ANY(%s) AND alert_id IS NOT NULL)
-                          OR a.best_image_id = ANY(%s) ORDER BY a.id""",
-                    (image_ids, image_ids),
-                )
+                alerts = trace.alerts_of_images([i["id"] for i in images])
                 final = True
                 for a in alerts:
-                    a["deliveries"] = database.fetchall(
-                        """SELECT ch.name AS channel, ch.kind, d.status, d.attempts, d.delivered_version,
-                                  d.external_id, d.last_error, d.delivered_at
-                           FROM deliveries d JOIN channels ch ON ch.id = d.channel_id
-                           WHERE d.alert_id = %s ORDER BY ch.id""",
-                        (a["id"],),
-                    )
+                    a["deliveries"] = [_delivery(d) for d in deliveries.deliveries_of(a["id"])]
                     done = {
                         d["channel"]
                         for d in a["deliveries"]
@@ -186,6 +165,17 @@ def follow(database, message_id: str | None, *, deadline: float, interval: float
         if time.monotonic() >= deadline:
             return out
         time.sleep(interval)
+
+
+def _delivery(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "channel": row["channel_name"],
+        "kind": row["channel_kind"],
+        **{
+            k: row[k]
+            for k in ("status", "attempts", "delivered_version", "external_id", "last_error", "delivered_at")
+        },
+    }
 
 
 def _print(outcome: dict[str, Any]) -> None:

@@ -16,12 +16,18 @@ not report it). Unknown never raises and never clears: only a report clears a se
 
 Thresholds: defaults below; a park overrides them in ``parks.settings.health`` and a camera in
 ``cameras.overrides.health`` (same keys).
+
+Facts (what :func:`report_of` reads, one mapping per camera, see HealthRepository.facts): the latest accepted
+email's ``meta`` (filled by process-email: ``battery_pct`` number 0-100, ``battery_low`` the camera's own
+flag, ``temperature_c`` number, °C) and, from the latest image with an EXIF time, ``email_received_at`` and
+``taken_at`` (clock skew).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 Condition = Literal["silent", "low_battery", "temperature", "clock_skew"]
@@ -164,11 +170,66 @@ def transitions(findings: dict[Condition, Finding], raised: set[str]) -> Transit
     return Transitions(to_raise, to_clear)
 
 
+def alert_details(finding: Finding) -> dict[str, Any]:
+    """The details of the health alert a raised condition opens (what send-alert shows the park)."""
+    return {"condition": finding.condition, "status": "raised", "summary": finding.title, **finding.details}
+
+
+def cleared_title(camera_name: str, condition: str) -> str:
+    return f"Camera {camera_name}: back to normal ({condition.replace('_', ' ')} cleared)."
+
+
+def cleared_details(title: str, finding: Finding, now: datetime) -> dict[str, Any]:
+    """What a clear merges into the alert's details."""
+    return {"status": "cleared", "summary": title, "cleared_at": now.isoformat(), "now": finding.details}
+
+
+# -- reading facts --------------------------------------------------------------------------------------
+META_BATTERY_PCT = "battery_pct"
+META_BATTERY_LOW = "battery_low"
+META_TEMPERATURE_C = "temperature_c"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "low"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "0", "ok"):
+        return False
+    return None
+
+
+def report_of(facts: Mapping[str, Any]) -> CameraReport:
+    """The CameraReport of one camera's facts (keys: id, name, expected_interval_s, last_seen_at, created_at,
+    meta, park_settings, overrides, email_received_at, taken_at)."""
+    meta = facts.get("meta") or {}
+    park_health = (facts.get("park_settings") or {}).get("health")
+    cam_health = (facts.get("overrides") or {}).get("health")
+    return CameraReport(
+        camera_id=facts["id"],
+        name=facts["name"],
+        expected_interval_s=facts["expected_interval_s"],
+        last_seen_at=facts.get("last_seen_at"),
+        registered_at=facts.get("created_at"),
+        battery_pct=_number(meta.get(META_BATTERY_PCT)),
+        battery_low=_flag(meta.get(META_BATTERY_LOW)),
+        temperature_c=_number(meta.get(META_TEMPERATURE_C)),
+        clock_skew_s=clock_skew_s(facts.get("email_received_at"), facts.get("taken_at")),
+        thresholds=Thresholds.merged(park_health, cam_health),
+    )
+
+
 def clock_skew_s(received_at: datetime | None, taken_at: datetime | None) -> float | None:
     if received_at is None or taken_at is None:
         return None
     return (received_at - taken_at).total_seconds()
-
-
-def is_overdue(last_seen_at: datetime | None, expected_interval_s: int, now: datetime) -> bool:
-    return last_seen_at is not None and now - last_seen_at > timedelta(seconds=expected_interval_s)

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from types import SimpleNamespace
 
+from functions.adapters.outbox import Outbox
 from functions.handlers import camera_health
 
 from .harness import T0
@@ -84,6 +85,9 @@ def test_the_drill_park_is_healthy_to_the_camera_health_timer(pipeline):
     # add a health alert of its own mid-drill, e.g. for photos dated T0 (the drill park allows that clock).
     pipeline.send_camera_email(pipeline.photos(1), camera="CAM04")
     pipeline.wait_for_deliveries(timeout_s=30)
-    done = camera_health.handle(None, SimpleNamespace(db=pipeline.db, storage=pipeline.storage))
+    svc = SimpleNamespace(
+        db=pipeline.db, storage=pipeline.storage, outbox=Outbox(pipeline.db, pipeline.storage)
+    )
+    done = camera_health.handle(None, svc)
     assert done["cameras"] == len(pipeline.cameras) and done["raised"] == [], done
     assert pipeline.q("SELECT id FROM alerts WHERE kind = 'health'") == []

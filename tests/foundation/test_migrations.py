@@ -8,6 +8,8 @@ import pytest
 from functions.db import Database
 from functions.db.migrate import MigrationError, available_migrations, migrate, status
 
+PUBLIC_TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+
 
 @pytest.fixture
 def fresh_db(postgres):
@@ -31,9 +33,9 @@ def test_migrate_applies_everything_once(fresh_db):
     assert migrate(fresh_db) == versions
     assert migrate(fresh_db) == []
     assert all(row["applied_at"] is not None for row in status(fresh_db))
-    tables = {r["tablename"] for r in fresh_db.fetchall("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    tables = {r["tablename"] for r in fresh_db.fetchall(PUBLIC_TABLES)}
     assert {"parks", "cameras", "inbound_emails", "images", "detections", "alerts", "channels", "deliveries",
-            "poison_records", "message_failures", "schema_migrations"} <= tables
+            "poison_records", "message_failures", "schema_migrations", "outbox"} <= tables
 
 
 def test_failed_migration_rolls_back_and_is_not_recorded(fresh_db, tmp_path):
@@ -41,7 +43,7 @@ def test_failed_migration_rolls_back_and_is_not_recorded(fresh_db, tmp_path):
     (tmp_path / "0002_broken.sql").write_text("CREATE TABLE b (id int); SELECT * FROM no_such_table;")
     with pytest.raises(MigrationError, match="0002_broken"):
         migrate(fresh_db, tmp_path)
-    tables = {r["tablename"] for r in fresh_db.fetchall("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    tables = {r["tablename"] for r in fresh_db.fetchall(PUBLIC_TABLES)}
     assert "a" in tables and "b" not in tables  # 0002 rolled back as a whole
     assert [r["version"] for r in fresh_db.fetchall("SELECT version FROM schema_migrations")] == ["0001"]
 

@@ -16,7 +16,8 @@ def test_blobs_and_queues_do_not_go_through_an_environment_proxy(azurite, monkey
         monkeypatch.delenv(var, raising=False)
     storage = Storage(connection_string=azurite.connection_string)
     storage.ensure_resources(queues=("proxy-test",), containers=(names.IMAGES_CONTAINER,))
-    storage.put_blob(names.IMAGES_CONTAINER, "proxy-test/a.jpg", b"\xff\xd8x\xff\xd9", content_type="image/jpeg")
+    storage.put_blob(names.IMAGES_CONTAINER, "proxy-test/a.jpg", b"\xff\xd8x\xff\xd9",
+                     content_type="image/jpeg")
     assert storage.get_blob(names.IMAGES_CONTAINER, "proxy-test/a.jpg") == b"\xff\xd8x\xff\xd9"
     assert storage.enqueue("proxy-test", "hello")
     assert storage.queue_depth("proxy-test") == 1

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from functions import names
+from functions.adapters.health_repo import OUTBOX_SCOPE
 from functions.domain.health import CameraReport, Thresholds, evaluate, transitions
 from functions.handlers import camera_health
 from functions.messages import SendAlert
@@ -43,6 +44,12 @@ def health_alerts(db):
     return db.fetchall("SELECT * FROM alerts WHERE kind = 'health' ORDER BY id")
 
 
+def outbox_keys(db) -> list[tuple[str, bool]]:
+    """(key, sent) of every outbox row of the camera-health scope."""
+    rows = db.fetchall("SELECT key, sent_at FROM outbox WHERE scope = %s ORDER BY id", (OUTBOX_SCOPE,))
+    return [(r["key"], r["sent_at"] is not None) for r in rows]
+
+
 def test_silent_camera_raises_exactly_one_alert_and_clears_when_it_is_back(svc, camera, db):
     for _ in range(3):
         camera_health.handle(None, svc)
@@ -59,7 +66,9 @@ def test_silent_camera_raises_exactly_one_alert_and_clears_when_it_is_back(svc, 
     queued = send_alerts(svc.storage)
     assert [(m.alert_id, m.reason, m.version) for m in queued] == [(alert["id"], "health", 1)]
     assert str(queued[0].correlation_id) == str(alert["correlation_id"])
-    assert db.fetchone("SELECT pending_send FROM camera_health")["pending_send"] is None
+    # its outbox row is sent, once
+    assert svc.outbox.pending(OUTBOX_SCOPE) == [] and svc.outbox.sent_count(OUTBOX_SCOPE) == 1
+    assert outbox_keys(db) == [(f"send-alert:{alert['id']}:v1", True)]
 
     db.execute("UPDATE cameras SET last_seen_at = now() WHERE id = %s", (camera["id"],))
     done = camera_health.handle(None, svc)
@@ -70,11 +79,54 @@ def test_silent_camera_raises_exactly_one_alert_and_clears_when_it_is_back(svc, 
         (alert["id"], "health", 1),
         (alert["id"], "health_cleared", 2),
     ]
+    assert outbox_keys(db) == [(f"send-alert:{alert['id']}:v1", True), (f"send-alert:{alert['id']}:v2", True)]
     alert = health_alerts(db)[0]
     assert alert["version"] == 2 and alert["details"]["status"] == "cleared"
     assert alert["details"]["summary"] == alert["title"] and "back to normal" in alert["title"]
     assert len(health_alerts(db)) == 1
     assert camera_health.current(db) == []
+
+
+def test_a_transition_whose_send_failed_is_sent_by_the_next_run_exactly_once(svc, camera, db, monkeypatch):
+    """Storage down during the run: the alert is recorded with its message pending in the outbox; the next run
+    sends it, once; later runs send nothing more."""
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("queue service unreachable")
+
+    with monkeypatch.context() as m:
+        m.setattr(svc.outbox.storage, "enqueue", unreachable)
+        done = camera_health.handle(None, svc)
+    assert done["raised"] == [{"camera_id": camera["id"], "condition": "silent"}] and done["resent"] == 0
+    alert = health_alerts(db)[0]
+    assert send_alerts(svc.storage) == []
+    [pending] = svc.outbox.pending(OUTBOX_SCOPE)
+    assert pending["key"] == f"send-alert:{alert['id']}:v1" and pending["attempts"] == 1
+    assert "unreachable" in pending["last_error"]
+
+    done = camera_health.handle(None, svc)
+    assert done["resent"] == 1 and done["raised"] == []
+    for _ in range(2):
+        assert camera_health.handle(None, svc)["resent"] == 0
+    queued = send_alerts(svc.storage)
+    assert [(m.alert_id, m.reason, m.version) for m in queued] == [(alert["id"], "health", 1)]
+    assert str(queued[0].correlation_id) == str(alert["correlation_id"])
+    assert outbox_keys(db) == [(f"send-alert:{alert['id']}:v1", True)]
+
+    # the clear's message, when storage is down again, follows the same path
+    db.execute("UPDATE cameras SET last_seen_at = now() WHERE id = %s", (camera["id"],))
+    with monkeypatch.context() as m:
+        m.setattr(svc.outbox.storage, "enqueue", unreachable)
+        assert camera_health.handle(None, svc)["cleared"] == [
+            {"camera_id": camera["id"], "condition": "silent"}
+        ]
+    assert [p["key"] for p in svc.outbox.pending(OUTBOX_SCOPE)] == [f"send-alert:{alert['id']}:v2"]
+    assert camera_health.handle(None, svc)["resent"] == 1
+    queued = send_alerts(svc.storage)
+    assert [(m.alert_id, m.reason, m.version) for m in queued] == [
+        (alert["id"], "health", 1),
+        (alert["id"], "health_cleared", 2),
+    ]
 
 
 def test_a_camera_that_never_sent_is_silent_after_its_interval_from_registration(svc, camera, db):
