@@ -3,10 +3,12 @@ only the flat keys set at that level (see functions/domain/rules.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..db import Database
-from ..domain.rules import Rules, RulesError, apply_assignments, effective_rules
+from ..domain.rules import RulesError
 
 
 class RulesRepository:
@@ -48,45 +50,40 @@ class RulesRepository:
         )
         return park_layer, camera_layer
 
-    def effective(self, park_id: int, camera_id: int | None, cur=None) -> Rules:
-        return effective_rules(*self.layers(park_id, camera_id, cur))
-
-    def set(
-        self,
-        park_id: int,
-        camera_id: int | None,
-        assignments: dict[str, Any | None],
-        updated_by: str | None = None,
-    ) -> dict[str, Any]:
-        """Apply ``assignments`` at one level (validated against the levels below); return the new layer."""
+    @contextmanager
+    def editing(self, park_id: int) -> Iterator[RulesEdit]:
+        """One transaction that edits a park's rules, serialized per park (two operators at once): read the
+        layers, let the domain compute the new one (functions/domain/rules.py ``new_layer``), save it."""
         with self.db.transaction() as cur:
-            # serialize edits of one park (two operators at once)
             cur.execute("SELECT id FROM parks WHERE id = %s FOR UPDATE", (park_id,))
-            park_layer, camera_layer = self.layers(park_id, camera_id, cur)
-            if camera_id is None:
-                # every camera override of the park must stay valid on top of the new park layer
-                new = apply_assignments(park_layer, assignments)
-                cur.execute(
-                    "SELECT c.name, r.rules FROM alert_rules r JOIN cameras c ON c.id = r.camera_id "
-                    "WHERE r.park_id = %s",
-                    (park_id,),
-                )
-                for row in cur.fetchall():
-                    try:
-                        effective_rules(new, dict(row["rules"]))
-                    except RulesError as exc:
-                        raise RulesError(f"{exc} (with the override of camera {row['name']})") from None
-            else:
-                new = apply_assignments(camera_layer, assignments, below=park_layer)
-            cur.execute(
-                """INSERT INTO alert_rules (park_id, camera_id, rules, updated_by)
-                   VALUES (%s, %s, %s::jsonb, %s)
-                   ON CONFLICT (park_id, COALESCE(camera_id, 0))
-                   DO UPDATE SET rules = EXCLUDED.rules, updated_at = now(),
-                                 updated_by = EXCLUDED.updated_by""",
-                (park_id, camera_id, _json(new), updated_by),
-            )
-            return new
+            yield RulesEdit(cur, park_id)
+
+
+class RulesEdit:
+    def __init__(self, cur, park_id: int):
+        self.cur = cur
+        self.park_id = park_id
+
+    def layers(self, camera_id: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        return RulesRepository.layers_in(self.cur, self.park_id, camera_id)
+
+    def overrides(self) -> list[tuple[str, dict[str, Any]]]:
+        """(camera name, camera layer) of every camera override of the park."""
+        self.cur.execute(
+            "SELECT c.name, r.rules FROM alert_rules r JOIN cameras c ON c.id = r.camera_id "
+            "WHERE r.park_id = %s",
+            (self.park_id,),
+        )
+        return [(row["name"], dict(row["rules"])) for row in self.cur.fetchall()]
+
+    def save(self, camera_id: int | None, layer: dict[str, Any], updated_by: str | None) -> None:
+        self.cur.execute(
+            """INSERT INTO alert_rules (park_id, camera_id, rules, updated_by)
+               VALUES (%s, %s, %s::jsonb, %s)
+               ON CONFLICT (park_id, COALESCE(camera_id, 0))
+               DO UPDATE SET rules = EXCLUDED.rules, updated_at = now(), updated_by = EXCLUDED.updated_by""",
+            (self.park_id, camera_id, _json(layer), updated_by),
+        )
 
 
 def _json(value: Any) -> str:

@@ -29,7 +29,9 @@ def parks() -> None:
 @click.argument("slug")
 @click.option("--name", required=True)
 @click.option("--timezone", default="UTC", show_default=True)
-@click.option("--inbound-address", help="the address this park's cameras email, e.g. park-x@alerts.example.org")
+@click.option(
+    "--inbound-address", help="the address this park's cameras email, e.g. park-x@alerts.example.org"
+)
 @click.option("--require-spf/--no-require-spf", default=False)
 @click.option("--require-dkim/--no-require-dkim", default=False)
 def parks_add(slug, name, timezone, inbound_address, require_spf, require_dkim) -> None:

@@ -7,7 +7,7 @@ import getpass
 import click
 
 from ..adapters.rules_repo import RulesRepository
-from ..domain.rules import KEYS, RulesError, effective_rules, parse_assignment, to_flat
+from ..domain.rules import KEYS, RulesError, effective_rules, new_layer, parse_assignment, to_flat
 from .base import cli, db, echo_json, echo_table
 
 
@@ -69,7 +69,13 @@ def rules_set(park, camera, assignments) -> None:
             who = getpass.getuser()
         except Exception:  # noqa: BLE001 - no user name in some containers
             who = None
-        layer = repo.set(park_id, camera_id, changes, updated_by=who)
+        with repo.editing(park_id) as edit:
+            park_layer, camera_layer = edit.layers(camera_id)
+            overrides = edit.overrides() if camera_id is None else []
+            layer = new_layer(
+                park_layer, camera_layer, changes, overrides, camera_level=camera_id is not None
+            )
+            edit.save(camera_id, layer, updated_by=who)
     except RulesError as exc:
         raise click.ClickException(str(exc)) from None
     where = f"camera {camera} of park {park}" if camera else f"park {park}"

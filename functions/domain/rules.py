@@ -315,6 +315,28 @@ def apply_assignments(
     return new
 
 
+def new_layer(
+    park_layer: dict[str, Any],
+    camera_layer: dict[str, Any],
+    assignments: dict[str, Any | None],
+    overrides: list[tuple[str, dict[str, Any]]],
+    *,
+    camera_level: bool,
+) -> dict[str, Any]:
+    """The park's (or, with ``camera_level``, the camera's) layer after ``assignments``. A camera layer must
+    stay valid on top of the park's; a park layer under every camera override of the park (``overrides``:
+    camera name, its layer), else RulesError names the key and the camera."""
+    if camera_level:
+        return apply_assignments(camera_layer, assignments, below=park_layer)
+    new = apply_assignments(park_layer, assignments)
+    for name, layer in overrides:
+        try:
+            effective_rules(new, layer)
+        except RulesError as exc:
+            raise RulesError(f"{exc} (with the override of camera {name})") from None
+    return new
+
+
 # -- one photo -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Det:
