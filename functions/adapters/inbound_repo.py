@@ -22,6 +22,7 @@ from typing import Any
 from .. import names
 from ..db import Database
 from ..messages import ProcessImage
+from ..statuses import EmailMode, EmailStatus, ImageStatus
 from .outbox import Outbox, OutboxMessage
 
 _EMAIL_COLUMNS = (
@@ -71,8 +72,8 @@ _IMAGE_COLUMNS = (
 @dataclass
 class EmailRecord:
     dedupe_key: str
-    mode: str
-    status: str
+    mode: EmailMode
+    status: EmailStatus
     correlation_id: str
     reason: str | None = None
     message_id: str | None = None
@@ -95,7 +96,7 @@ class EmailRecord:
 @dataclass
 class ImageRecord:
     attachment_index: int
-    status: str
+    status: ImageStatus
     correlation_id: str
     park_id: int | None = None
     camera_id: int | None = None
@@ -218,7 +219,7 @@ class InboundRepository:
         park_id: int,
         camera_id: int,
         images: list[ImageRecord],
-        status: str,
+        status: EmailStatus,
         reason: str | None,
         meta: dict,
     ) -> None:

@@ -152,3 +152,27 @@ class Database:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def ensure_database(admin_url: str, name: str, *, wait_s: float = 5.0) -> bool:
+    """Create database ``name`` through ``admin_url`` unless it exists (the local stack, before migrations);
+    waits up to ``wait_s`` for the server to accept connections. True when it was created now."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn = psycopg2.connect(admin_url, connect_timeout=3)
+            break
+        except psycopg2.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise DatabaseUnavailable(_first_line(exc)) from exc
+            time.sleep(0.1)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is not None:
+                return False
+            cur.execute(f'CREATE DATABASE "{name}"')
+            return True
+    finally:
+        conn.close()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .parse_sendgrid import InboundEmail
 from .reasons import AMBIGUOUS_CAMERA, UNKNOWN_SENDER, with_detail
@@ -33,7 +33,7 @@ from .reasons import AMBIGUOUS_CAMERA, UNKNOWN_SENDER, with_detail
 @dataclass(frozen=True)
 class Pattern:
     brand: str
-    field: str  # subject | body | any
+    field: Literal["subject", "body", "any"]
     regex: re.Pattern
 
 
@@ -112,7 +112,7 @@ def split_plus(address: str) -> tuple[str, str | None]:
 class Identification:
     camera: dict | None = None
     park: dict | None = None
-    method: str | None = None  # sender | sender+id | id | plus-address
+    method: Literal["sender", "sender+id", "id", "plus-address"] | None = None
     quarantine_reason: str | None = None
     brand: str | None = None
     ids: list[str] = field(default_factory=list)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from PIL import Image, UnidentifiedImageError
 
+from ..statuses import AttachmentStatus
 from .reasons import (
     CORRUPT_IMAGE,
     EMPTY_ATTACHMENT,
@@ -71,7 +72,7 @@ def sniff(data: bytes) -> str | None:
 
 @dataclass
 class ImageCheck:
-    status: str  # stored | unsupported | rejected
+    status: AttachmentStatus
     reason: str | None
     sha256: str
     size_bytes: int

@@ -34,6 +34,7 @@ from .. import names
 from ..adapters.inbound_repo import EmailRecord, ImageRecord, InboundRepository, email_scope
 from ..adapters.parks import ParkRepository, RegistryError
 from ..db import DatabaseUnavailable
+from ..statuses import EmailOutcome
 from . import reasons
 from .camera_status import camera_status
 from .identify import Identification, identify, load_patterns, recipients_of, senders_of
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    status: str  # accepted | quarantined | rejected | duplicate | released
+    status: EmailOutcome
     correlation_id: str
     email_id: int | None = None
     reason: str | None = None

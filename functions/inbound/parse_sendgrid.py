@@ -24,6 +24,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Literal
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -68,7 +69,7 @@ class Attachment:
 
 @dataclass
 class InboundEmail:
-    mode: str  # 'parsed' | 'raw'
+    mode: Literal["parsed", "raw"]
     sender: str | None = None  # the From header as written
     sender_address: str | None = None  # its address, lower case
     envelope_from: str | None = None

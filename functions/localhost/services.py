@@ -209,22 +209,12 @@ class EmbeddedPostgres:
         return self
 
     def _ensure_database(self) -> None:
-        import psycopg2
+        from ..db import DatabaseUnavailable, ensure_database
 
-        for _ in range(50):
-            try:
-                conn = psycopg2.connect(self.admin_url, connect_timeout=3)
-                break
-            except psycopg2.OperationalError:
-                time.sleep(0.1)
-        else:
-            raise ServiceError("PostgreSQL accepts no connections")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
-            if cur.fetchone() is None:
-                cur.execute(f'CREATE DATABASE "{self.database}"')
-        conn.close()
+        try:
+            ensure_database(self.admin_url, self.database, wait_s=5.0)
+        except DatabaseUnavailable as exc:
+            raise ServiceError(f"PostgreSQL accepts no connections: {exc}") from None
 
     def stop(self, mode: str = "fast") -> None:
         if not (self.pgdata / "postmaster.pid").exists():
