@@ -142,11 +142,6 @@ class InboundRepository:
         self.db = db
 
     # -- identification lookups ------------------------------------------------------------------
-    def parks_for_addresses(self, addresses: list[str]) -> list[dict[str, Any]]:
-        if not addresses:
-            return []
-        return self.db.fetchall("SELECT * FROM parks WHERE inbound_address = ANY(%s)", (addresses,))
-
     def identification_data(self, recipients: list[str], senders: list[str]) -> tuple[list[dict], list[dict]]:
         """In one transaction: the parks reached through ``recipients`` (their inbound addresses), and the
         candidate cameras: those with one of ``senders`` as a sender address and every camera of those parks

@@ -114,12 +114,6 @@ class ParkRepository:
     def camera(self, park_id: int, name: str) -> dict[str, Any] | None:
         return self.db.fetchone("SELECT * FROM cameras WHERE park_id = %s AND name = %s", (park_id, name))
 
-    def camera_by_id(self, camera_id: int) -> dict[str, Any] | None:
-        return self.db.fetchone(
-            """SELECT c.*, p.slug AS park_slug, p.name AS park_name,
-                      COALESCE(c.timezone, p.timezone) AS effective_timezone
-               FROM cameras c JOIN parks p ON p.id = c.park_id WHERE c.id = %s""", (camera_id,))
-
     def cameras(self, park_slug: str | None = None) -> list[dict[str, Any]]:
         if park_slug:
             return self.db.fetchall(
