@@ -1,7 +1,9 @@
 """Logs, traces and the correlation id: structured JSON logs, one correlation id from the email to the
 deliveries, OpenTelemetry traces and metrics.
 
-``correlation_id`` is a context variable set by the entry points (webhook, queue middleware); every log
+``correlation_id`` is a context variable set by the middleware chain around every function
+(functions/middleware/: the message's id for queue functions and poison monitors, a new one per HTTP
+request or timer run); every log
 record carries it, and so does every span opened inside ``correlation()`` (attribute
 ``trapalert.correlation_id``; the log records also carry the trace and span ids when a span is active).
 Secrets never reach the logs: settings hold them as SecretStr and handlers log ids only.
@@ -22,6 +24,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 from opentelemetry import trace
@@ -88,6 +91,15 @@ def correlation(cid: str | None, span_name: str = "trapalert.work") -> Iterator[
             yield
     finally:
         correlation_id.reset(token)
+
+
+def correlation_id_of(body: bytes | str) -> str | None:
+    """The correlation id a queue message body carries (a UUID), or None: best effort, never raises."""
+    try:
+        data = json.loads(body)
+        return str(uuid.UUID(str(data["correlation_id"])))
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
 
 
 def tracer() -> trace.Tracer:

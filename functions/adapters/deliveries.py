@@ -16,9 +16,11 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..db import Database
+from ..statuses import DeliveryStatus
 
 
 class DeliveryBusy(RuntimeError):
@@ -32,7 +34,7 @@ class Claim:
     delivered_version: int
     external_id: str | None
     state: dict[str, Any]
-    status: str
+    status: DeliveryStatus
 
 
 class DeliveryRepository:
@@ -62,6 +64,16 @@ class DeliveryRepository:
             "ORDER BY conf DESC, id",
             (image_id,),
         )
+
+    def first_received_at(self, alert_id: int) -> datetime | None:
+        """When the email of the alert's first photo was received (None: an alert without photos)."""
+        row = self.db.fetchone(
+            """SELECT min(e.received_at) AS received_at
+               FROM images i JOIN inbound_emails e ON e.id = i.email_id
+               WHERE i.alert_id = %(a)s OR i.id = (SELECT best_image_id FROM alerts WHERE id = %(a)s)""",
+            {"a": alert_id},
+        )
+        return row["received_at"] if row else None
 
     def channels_for(self, park_id: int, zone: str | None, purpose: str) -> list[dict[str, Any]]:
         """Enabled channels of the park for ``purpose`` whose zone is unset or the camera's zone."""

@@ -12,6 +12,10 @@ Where each outcome is decided:
   hiccup, so the message is retried by the host and lands in the poison queue for ops rather than being
   dropped silently.
 * Other 4xx (401 wrong key, 400 bad request) and malformed answers: :class:`ScoringError`, not retried here.
+
+Metrics (functions/ops/metrics.py), where the answer arrives: ``trapalert.images.scored`` (status ``scored``,
+or ``failed`` for every answer that is not a scoring of the image) and ``trapalert.scoring.duration`` (the
+answered request's round trip). Transient answers that are retried are not counted.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +141,24 @@ class ScoringClient:
         while True:
             attempt += 1
             wait: float | None
+            sent = time.monotonic()
             try:
                 response = self.client.post(url, content=image, headers={"Content-Type": content_type})
             except httpx.TransportError as exc:  # connect/read timeouts, refused, reset, protocol
                 problem, wait = f"{type(exc).__name__}: {exc}", None
             else:
                 status = response.status_code
+                took = time.monotonic() - sent
                 if status == 200:
-                    return self._parse(response, filename, attempt)
+                    try:
+                        score = self._parse(response, filename, attempt)
+                    except ScoringError:
+                        _answered(took, None, "failed")
+                        raise
+                    _answered(took, score.detector, "failed" if score.permanent_failure else "scored")
+                    return score
                 if status == 413:
+                    _answered(took, None, "failed")
                     return ImageScore(
                         "unknown", None, failure=f"too_large: {_detail(response)}", attempts=attempt
                     )
@@ -151,6 +166,7 @@ class ScoringClient:
                     problem = f"HTTP {status}: {_detail(response)}"
                     wait = _retry_after(response, self.retry_after_max_s) if status in (429, 503) else None
                 else:
+                    _answered(took, None, "failed")
                     raise ScoringError(f"scoring service answered HTTP {status}: {_detail(response)}")
             if wait is None:
                 cap = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
@@ -194,6 +210,11 @@ class ScoringClient:
         known = set(body.detection_categories) or {"1", "2", "3"}
         score.detections = [d for d in img.detections if d.category in known]
         return score
+
+
+def _answered(seconds: float, model: str | None, status: str) -> None:
+    """Count the detector's answer for one image (trapalert.images.scored, trapalert.scoring.duration)."""
+    metrics.image_scored(model=model, status=status, seconds=seconds)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -7,16 +7,20 @@ Answers, as SendGrid needs them (it retries any non-2xx for three days, then dro
 - 200: the email was recorded: accepted (photos stored, process-image messages on the queue), quarantined,
   rejected with its reason (permanently bad: retrying would not help), or a duplicate delivery;
 - 503: the database or storage is unreachable; SendGrid's retry will succeed once it is back;
-- 500: a bug; logged with the correlation id, and SendGrid retries (a fix deployed within three days
-  recovers the email).
+- 500: a bug; the middleware chain (functions/middleware/) logs it with the correlation id and answers
+  ``{"error": "internal error", "correlation_id": ...}``, and SendGrid retries (a fix deployed within three
+  days recovers the email).
 
-Why this function enqueues through ``Storage.enqueue`` instead of a queue output binding: an output binding
-is written by the host *after* the function returns, so the function cannot know whether the messages were
-written. On SendGrid's retry of an email whose rows were stored but whose messages were lost, it could then
-only re-send every message (duplicates for every plain duplicate delivery) or none (a lost photo). Enqueuing
-here, recording ``images.enqueued_at`` per message (functions/adapters/inbound_repo.py), gives both
-guarantees: 200 only after every message is durably on the queue, and a retry sends exactly the missing
-ones. The messages are the same small base64 JSON documents (``ProcessImage``) an output binding would write.
+The correlation id is the chain's (one per request); called outside the chain (tests), a new one.
+
+Why this function enqueues itself (through the transactional outbox) instead of a queue output binding:
+an output binding is written by the host *after* the function returns, so the function cannot know whether
+the messages were written. On SendGrid's retry of an email whose rows were stored but whose messages were
+lost, it could then only re-send every message (duplicates for every plain duplicate delivery) or none (a
+lost photo). Writing each message to the outbox with its image rows and flushing the email's scope before
+answering (functions/adapters/outbox.py, scope ``email:<id>``) gives both guarantees: 200 only after every
+message is durably on the queue, and a retry sends exactly the missing ones. The messages are the same small
+base64 JSON documents (``ProcessImage``) an output binding would write.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from functools import lru_cache
 
 import azure.functions as func
@@ -32,8 +37,9 @@ from azure.core.exceptions import AzureError
 from ..adapters.storage import StorageUnavailable
 from ..db import DatabaseUnavailable
 from ..inbound import signature
-from ..inbound.ingest import receive
-from ..telemetry import correlation
+from ..inbound.ingest import Outcome, receive
+from ..ops import metrics
+from ..telemetry import correlation_id
 
 log = logging.getLogger(__name__)
 
@@ -49,30 +55,42 @@ def _json(status: int, data: dict) -> func.HttpResponse:
 
 def handle(req: func.HttpRequest, svc) -> func.HttpResponse:
     """Authenticate, then record the email (functions/inbound/ingest.py); map the result to a status."""
-    cid = str(uuid.uuid4())
-    with correlation(cid):
-        body = req.get_body() or b""
-        settings = svc.settings
-        if settings.sendgrid_webhook_public_key:
-            try:
-                signature.verify(
-                    req.headers,
-                    body,
-                    _public_key(settings.sendgrid_webhook_public_key),
-                    max_age_s=settings.sendgrid_webhook_max_age_s,
-                )
-            except signature.SignatureMissing as exc:
-                log.warning("inbound POST without signature: %s", exc)
-                return _json(401, {"error": "signature required", "detail": str(exc)})
-            except signature.SignatureInvalid as exc:
-                log.warning("inbound POST with a bad signature: %s", exc)
-                return _json(403, {"error": "invalid signature", "detail": str(exc)})
+    cid = correlation_id.get() or str(uuid.uuid4())
+    body = req.get_body() or b""
+    settings = svc.settings
+    if settings.sendgrid_webhook_public_key:
         try:
-            outcome = receive(body, req.headers, svc, correlation_id=cid)
-        except (DatabaseUnavailable, StorageUnavailable, AzureError) as exc:
-            log.error("inbound email not recorded, transient failure (SendGrid will retry): %s", exc)
-            return _json(503, {"error": "temporarily unavailable", "retry": True, "correlation_id": cid})
-        except Exception:
-            log.exception("inbound email failed unexpectedly (SendGrid will retry)")
-            return _json(500, {"error": "internal error", "correlation_id": cid})
-        return _json(200, outcome.as_dict())
+            signature.verify(
+                req.headers,
+                body,
+                _public_key(settings.sendgrid_webhook_public_key),
+                max_age_s=settings.sendgrid_webhook_max_age_s,
+            )
+        except signature.SignatureMissing as exc:
+            log.warning("inbound POST without signature: %s", exc)
+            return _json(401, {"error": "signature required", "detail": str(exc)})
+        except signature.SignatureInvalid as exc:
+            log.warning("inbound POST with a bad signature: %s", exc)
+            return _json(403, {"error": "invalid signature", "detail": str(exc)})
+    try:
+        outcome = receive(body, req.headers, svc, correlation_id=cid)
+    except (DatabaseUnavailable, StorageUnavailable, AzureError) as exc:
+        log.error("inbound email not recorded, transient failure (SendGrid will retry): %s", exc)
+        return _json(503, {"error": "temporarily unavailable", "retry": True, "correlation_id": cid})
+    count_received(outcome)
+    return _json(200, outcome.as_dict())
+
+
+def count_received(outcome: Outcome) -> None:
+    """trapalert.images.received, by park: the images this email stored (blob ``<park>/<camera>/...``)."""
+    if not outcome.images_stored:
+        return
+    parks = Counter(
+        (i.get("blob_name") or "").split("/", 1)[0] or None
+        for i in outcome.images
+        if i.get("status") == "stored"
+    )
+    if not parks:
+        parks = Counter({None: outcome.images_stored})
+    for park, count in parks.items():
+        metrics.image_received(park=park, count=count)

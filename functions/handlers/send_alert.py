@@ -2,8 +2,8 @@
 
 Where things are decided:
 
-* **Which channels**: enabled channels of the park with purpose ``alerts`` (``ops`` for ``reason=ops``)
-  whose zone is unset or equals the camera's zone.
+* **Which channels**: enabled channels of the park with purpose ``alerts`` whose zone is unset or equals
+  the camera's zone (ops notices go through functions/ops/notify.py).
 * **Once per channel and version**: a channel whose ``deliveries.delivered_version`` is already >= the
   message's version is skipped (a redelivered message sends nothing twice). Otherwise the channel gets
   ``send_new`` (never delivered: resuming a stored partial if an earlier attempt left one) or
@@ -32,6 +32,10 @@ Where things are decided:
   change; the version changes when the drawing does). A photo that cannot be read or drawn never blocks
   the alert: the notice goes out without it. The original photo is linked with a read-only SAS that
   expires after PHOTO_LINK_HOURS.
+* **Metrics** (functions/ops/metrics.py): ``trapalert.deliveries`` and ``trapalert.delivery.duration`` per
+  channel where its delivery is done (status delivered | failed (permanent) | transient | skipped);
+  ``trapalert.alert.latency`` once per alert, when the ``new`` message delivers its last channel: from the
+  receipt of the email of the alert's first photo to that moment.
 * **Secrets**: channel configs name app settings; values are read from the environment when the adapter
   is built, never stored or logged, and scrubbed from recorded errors.
 """
@@ -41,6 +45,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +72,8 @@ from ..notify import (
     close_notifier,
 )
 from ..notify.annotate import CATEGORY_NAMES, AnnotateError, annotate
+from ..ops import metrics
+from ..statuses import ChannelOutcomeKind
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +101,15 @@ class ChannelsFailed(RuntimeError):
         super().__init__(f"alert {alert_id} v{version} not delivered to " + "; ".join(parts))
 
 
+DeliveryOutcome = ChannelOutcomeKind
+
+
 @dataclass(frozen=True)
 class ChannelOutcome:
     channel_id: int
     channel_name: str
     kind: str
-    outcome: str  # delivered | skipped | transient | permanent
+    outcome: DeliveryOutcome
     error: str | None = None
     external_id: str | None = None
 
@@ -114,7 +124,7 @@ def handle(msg: SendAlert, svc) -> list[ChannelOutcome]:
         raise AlertNotReady(
             f"alert {msg.alert_id} is at version {alert['version']}, the message asks for {msg.version}"
         )
-    purpose = "ops" if msg.reason == "ops" else "alerts"
+    purpose = "alerts"
     channels = repo.channels_for(alert["park_id"], alert["camera_zone"], purpose)
     if not channels:
         log.warning(
@@ -161,7 +171,20 @@ def handle(msg: SendAlert, svc) -> list[ChannelOutcome]:
     )
     if transient:
         raise ChannelsFailed(msg.alert_id, alert["version"], transient + permanent)
+    if msg.reason == "new" and any(o.outcome == "delivered" for o in outcomes):
+        _alert_latency(repo, msg.alert_id)
     return outcomes
+
+
+def _alert_latency(repo: DeliveryRepository, alert_id: int) -> None:
+    """trapalert.alert.latency: the email of the alert's first photo received -> last channel delivered."""
+    try:
+        received = repo.first_received_at(alert_id)
+    except Exception as exc:  # noqa: BLE001 - a metric never fails a delivered alert
+        log.warning("alert %s: latency not measured: %s", alert_id, exc)
+        return
+    if received is not None:
+        metrics.end_to_end_latency((datetime.now(UTC) - _utc(received)).total_seconds())
 
 
 def deliver_to_channel(
@@ -170,18 +193,33 @@ def deliver_to_channel(
     """Bring one channel to ``version`` of the alert; record the outcome; never raises a delivery error."""
     channel = Channel.from_row(row)
 
-    def outcome(kind: str, error: str | None = None, external_id: str | None = None) -> ChannelOutcome:
+    def outcome(
+        kind: DeliveryOutcome, error: str | None = None, external_id: str | None = None
+    ) -> ChannelOutcome:
         return ChannelOutcome(channel.id, channel.name, channel.kind, kind, error, external_id)
 
     try:
         claim = repo.claim(msg.alert_id, channel.id, lease_s=CLAIM_LEASE_S, wait_s=CLAIM_WAIT_S)
     except DeliveryBusy as exc:
+        metrics.delivery(channel.kind, "transient")
         return outcome("transient", str(exc))
     if claim.delivered_version >= msg.version:
         repo.release(claim)
+        metrics.delivery(channel.kind, "skipped")
         return outcome("skipped", external_id=claim.external_id)
+    started = time.perf_counter()
     with _renewed(repo, claim):
-        return _deliver_claimed(repo, claim, channel, notice, version, msg, secrets, outcome)
+        done = _deliver_claimed(repo, claim, channel, notice, version, msg, secrets, outcome)
+    metrics.delivery(channel.kind, _METRIC_STATUS[done.outcome], time.perf_counter() - started)
+    return done
+
+
+_METRIC_STATUS: dict[DeliveryOutcome, str] = {
+    "delivered": "delivered",
+    "permanent": "failed",
+    "transient": "transient",
+    "skipped": "skipped",
+}
 
 
 @contextmanager
@@ -353,12 +391,9 @@ def build_notice(
         zone=alert["camera_zone"],
     )
     what = ", ".join(categories) or "activity"
-    if alert["kind"] == "health":
-        kind = "health"
-    elif msg.reason == "ops":
-        kind = "ops"
-    else:
-        kind = "new"  # per channel: "update" where the channel already has this alert
+    # per channel: "update" where the channel already has this alert (ops notices do not come this way: they
+    # are sent by functions/ops/notify.py)
+    kind = "health" if alert["kind"] == "health" else "new"
     title = alert["title"] or f"{what[:1].upper()}{what[1:]} detected at {camera.name}"
     started = _utc(alert["started_at"])
     notice = AlertNotice(

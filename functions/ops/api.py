@@ -5,13 +5,14 @@ ADMIN: the master key in ``?code=`` or the ``x-functions-key`` header; the host 
     GET  /api/ops/status                        queue depths, poison counts, camera health
     GET  /api/ops/poison?queue=&status=&limit=  poison records (no bodies)
     GET  /api/ops/poison/{id}                   one record with its body and failures
-    POST /api/ops/poison/{id}/replay            put its message back on its queue (safe twice)
-    POST /api/ops/poison/replay-all?queue=      replay every poisoned record
+    POST /api/ops/poison/{id}/replay            put its message back on its queue (safe twice; 502: the
+                                                message waits in the outbox, replay again to send it)
+    POST /api/ops/poison/replay-all?queue=      replay every poisoned record (502 when some failed)
     POST /api/ops/poison/purge?older_than=30d   purge old records (and their poison-queue messages)
     GET  /api/ops/images/{id}/thumbnail         an image downscaled (JPEG, at most 320 px)
 
 Errors are JSON ``{"error": "..."}`` with 400 (bad argument), 404 (unknown record/route), 503 (database or
-storage unreachable).
+storage unreachable); anything else is answered 500 by the middleware chain (functions/middleware/).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import azure.functions as func
 
+from ..adapters.ops_repo import OpsRepository
 from ..adapters.storage import StorageUnavailable
 from ..db import DatabaseUnavailable
 from ..names import IMAGES_CONTAINER
@@ -140,7 +142,8 @@ def _show_poison(req, svc, id: str) -> func.HttpResponse:
 
 
 def _replay_one(req, svc, id: str) -> func.HttpResponse:
-    return json_response(ops_poison.replay(svc.db, svc.storage, int(id)).as_dict())
+    result = ops_poison.replay(svc.db, svc.storage, int(id))
+    return json_response(result.as_dict(), 200 if not result.failed else 502)
 
 
 def _replay_all(req, svc) -> func.HttpResponse:
@@ -158,11 +161,11 @@ def _purge(req, svc) -> func.HttpResponse:
 
 
 def _thumbnail(req, svc, id: str) -> func.HttpResponse:
-    row = svc.db.fetchone("SELECT blob_name FROM images WHERE id = %s", (int(id),))
-    if row is None or not row["blob_name"]:
+    blob = OpsRepository(svc.db).image_blob(int(id))
+    if not blob:
         return error(f"no stored image {id}", 404)
     try:
-        data = svc.storage.get_blob(IMAGES_CONTAINER, row["blob_name"])
+        data = svc.storage.get_blob(IMAGES_CONTAINER, blob)
     except StorageUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - missing blob

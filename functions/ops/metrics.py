@@ -14,6 +14,13 @@ Attributes are low-cardinality on purpose (queue, channel kind, status, park slu
     metrics.handler_failed(queue="process-image")
     metrics.ops_notification(status="sent")
     metrics.health_transition(condition="silent", transition="raised")
+    metrics.function_duration(function="process_image_queue", trigger="queue", outcome="ok", seconds=0.2)
+
+Where each is emitted: images.received in functions/handlers/process_email.py; images.scored and
+scoring.duration in functions/adapters/scoring_client.py (where the detector's answer arrives); alerts and
+health.transitions where alerts are raised; deliveries, delivery.duration and alert.latency in
+functions/handlers/send_alert.py; poison.messages, handler.failures and function.duration in the middleware
+chain (functions/middleware/); ops.notifications in functions/ops/notify.py.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ INSTRUMENTS: dict[str, tuple[str, str, str]] = {
     "trapalert.handler.failures": ("counter", "{attempt}", "queue handler attempts that raised"),
     "trapalert.ops.notifications": ("counter", "{notification}", "ops notifications sent or suppressed"),
     "trapalert.health.transitions": ("counter", "{transition}", "camera health conditions raised/cleared"),
+    "trapalert.function.duration": ("histogram", "s", "one function invocation, by trigger and outcome"),
 }
 
 _lock = threading.Lock()
@@ -96,7 +104,7 @@ def image_received(park: str | None = None, count: int = 1) -> None:
 
 
 def image_scored(model: str | None = None, status: str = "scored", seconds: float | None = None) -> None:
-    """process-image: the detector answered (status scored|failed|unsupported)."""
+    """The scoring client got the detector's answer for one image (status scored|failed)."""
     _add("trapalert.images.scored", 1, model=model, status=status)
     if seconds is not None:
         _record("trapalert.scoring.duration", seconds, model=model)
@@ -122,6 +130,12 @@ def end_to_end_latency(seconds: float, channel_kind: str | None = None) -> None:
 def poison_recorded(queue: str, status: str = "poisoned") -> None:
     """A poison monitor (or the middleware, status invalid) recorded a message of ``queue``."""
     _add("trapalert.poison.messages", 1, queue=queue, status=status)
+
+
+def function_duration(function: str, trigger: str, outcome: str, seconds: float) -> None:
+    """The middleware chain: one invocation of a function (trigger http|queue|poison|timer, outcome
+    ok|error|invalid)."""
+    _record("trapalert.function.duration", seconds, function=function, trigger=trigger, outcome=outcome)
 
 
 def handler_failed(queue: str) -> None:

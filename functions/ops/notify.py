@@ -5,7 +5,8 @@ thousand: the first poisoned message notifies each target ops channel (channels.
 for the next ``OPS_NOTIFY_INTERVAL_S`` seconds further messages are only counted
 (ops_notify_state.suppressed);
 after the interval the next poisoned message, or the ops-digest timer, sends one summary of what was
-counted. The claim "I send now" is a row lock in the database, so it holds across processes and instances.
+counted. The claim "I send now" is a row lock in the database, so it holds across processes and instances
+(the SQL is in functions/adapters/ops_repo.py).
 
 Which ops channels: those of the park the message belongs to (``park_id`` in the message, or the park of
 its ``alert_id`` / ``image_id``); every park's ops channels when the message names no park.
@@ -19,6 +20,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from ..adapters.ops_repo import OpsRepository
 from ..notify.base import AlertNotice, CameraRef, Channel, EnvSecrets, ParkRef, close_notifier
 from ..notify.registry import build_notifier
 from . import metrics
@@ -32,81 +34,23 @@ def parks_of_message(db, body: str) -> list[int] | None:
     """Park ids a queue message belongs to, or None when it names none (or does not parse)."""
     try:
         data = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
     if isinstance(data.get("park_id"), int):
         return [data["park_id"]]
-    for key, table in (("alert_id", "alerts"), ("image_id", "images")):
+    repo = OpsRepository(db)
+    for key in ("alert_id", "image_id"):
         if isinstance(data.get(key), int):
-            row = db.fetchone(f"SELECT park_id FROM {table} WHERE id = %s", (data[key],))
-            if row and row["park_id"] is not None:
-                return [row["park_id"]]
+            park_id = repo.park_of(**{key: data[key]})
+            if park_id is not None:
+                return [park_id]
     return None
 
 
 def ops_channels(db, park_ids: list[int] | None) -> list[dict[str, Any]]:
-    return db.fetchall(
-        "SELECT c.id, c.park_id, c.kind, c.name, c.config, c.zone, c.enabled, p.slug AS park_slug, "
-        "p.name AS park_name FROM channels c JOIN parks p ON p.id = c.park_id "
-        "WHERE c.purpose = 'ops' AND c.enabled "
-        "AND (%(parks)s::bigint[] IS NULL OR c.park_id = ANY(%(parks)s)) "
-        "ORDER BY c.id",
-        {"parks": park_ids},
-    )
-
-
-def _claim(db, channel_id: int, interval_s: int, queue: str | None) -> dict[str, Any] | None:
-    """In one transaction: either claim the right to send now (return what was suppressed before) or count
-    this event as suppressed (return None). ``queue`` None: a digest run (claims only if something waits)."""
-    with db.transaction() as cur:
-        cur.execute(
-            "INSERT INTO ops_notify_state (channel_id) VALUES (%s) ON CONFLICT DO NOTHING", (channel_id,)
-        )
-        cur.execute(
-            "SELECT *, (last_sent_at IS NULL OR last_sent_at <= now() - make_interval(secs => %s)) "
-            "AS due FROM ops_notify_state WHERE channel_id = %s FOR UPDATE",
-            (interval_s, channel_id),
-        )
-        state = dict(cur.fetchone())
-        if queue is None and (state["suppressed"] == 0 or not state["due"]):
-            return None
-        if state["due"]:
-            cur.execute(
-                "UPDATE ops_notify_state SET last_sent_at = now(), suppressed = 0, "
-                "suppressed_since = NULL, suppressed_queues = '{}' WHERE channel_id = %s",
-                (channel_id,),
-            )
-            return state
-        cur.execute(
-            "UPDATE ops_notify_state SET suppressed = suppressed + 1, "
-            "suppressed_since = coalesce(suppressed_since, now()), "
-            "suppressed_queues = CASE WHEN %(q)s = ANY(suppressed_queues) THEN suppressed_queues "
-            "ELSE array_append(suppressed_queues, %(q)s) END WHERE channel_id = %(c)s",
-            {"q": queue, "c": channel_id},
-        )
-        return None
-
-
-def _unclaim(
-    db, channel_id: int, previous: dict[str, Any], count: int, queues: list[str], error: str
-) -> None:
-    """The send failed: restore the previous send time and count what was not told, so it is retried."""
-    db.execute(
-        "UPDATE ops_notify_state SET last_sent_at = %(prev)s, suppressed = suppressed + %(n)s, "
-        "suppressed_since = coalesce(suppressed_since, %(since)s, now()), "
-        "suppressed_queues = ARRAY(SELECT DISTINCT unnest(suppressed_queues || %(qs)s::text[])), "
-        "last_error = %(err)s WHERE channel_id = %(c)s",
-        {
-            "prev": previous.get("last_sent_at"),
-            "n": count,
-            "since": previous.get("suppressed_since"),
-            "qs": queues,
-            "err": error[:1000],
-            "c": channel_id,
-        },
-    )
+    return OpsRepository(db).ops_channels(park_ids)
 
 
 def _notice(
@@ -141,16 +85,16 @@ def notify_poisoned(svc, record: dict[str, Any], *, secrets=None) -> dict[str, i
     """Tell the ops channels about one poison record (rate limited). Never raises."""
     out = {"sent": 0, "suppressed": 0, "failed": 0}
     try:
-        db = svc.db
+        repo = OpsRepository(svc.db)
         interval = getattr(svc.settings, "ops_notify_interval_s", DEFAULT_INTERVAL_S)
-        channels = ops_channels(db, parks_of_message(db, record.get("body") or ""))
+        channels = repo.ops_channels(parks_of_message(svc.db, record.get("body") or ""))
     except Exception as exc:  # noqa: BLE001
         log.warning("ops notification skipped: %s", exc)
         return out
     base = getattr(svc.settings, "public_base_url", "").rstrip("/")
     for ch in channels:
         try:
-            previous = _claim(db, ch["id"], interval, record["queue"])
+            previous = repo.claim(ch["id"], interval, record["queue"])
         except Exception as exc:  # noqa: BLE001
             log.warning("ops notification state of channel %s unavailable: %s", ch["id"], exc)
             out["failed"] += 1
@@ -200,7 +144,7 @@ def notify_poisoned(svc, record: dict[str, Any], *, secrets=None) -> dict[str, i
             metrics.ops_notification("failed")
             log.warning("ops notification on channel %s failed: %s", ch["id"], exc)
             try:
-                _unclaim(db, ch["id"], previous, earlier + 1, queues, f"{type(exc).__name__}: {exc}")
+                repo.unclaim(ch["id"], previous, earlier + 1, queues, f"{type(exc).__name__}: {exc}")
             except Exception as db_exc:  # noqa: BLE001
                 log.warning("could not restore the ops notification state: %s", db_exc)
     return out
@@ -209,18 +153,18 @@ def notify_poisoned(svc, record: dict[str, Any], *, secrets=None) -> dict[str, i
 def flush_digest(svc, *, secrets=None) -> dict[str, int]:
     """Send the summary of suppressed notifications whose interval is over (the ops-digest timer)."""
     out = {"sent": 0, "failed": 0}
-    db = svc.db
+    repo = OpsRepository(svc.db)
     interval = getattr(svc.settings, "ops_notify_interval_s", DEFAULT_INTERVAL_S)
-    waiting = db.fetchall("SELECT channel_id FROM ops_notify_state WHERE suppressed > 0")
+    waiting = repo.channels_with_suppressed()
     if not waiting:
         return out
-    channels = {c["id"]: c for c in ops_channels(db, None)}
+    channels = {c["id"]: c for c in repo.ops_channels(None)}
     base = getattr(svc.settings, "public_base_url", "").rstrip("/")
-    for row in waiting:
-        ch = channels.get(row["channel_id"])
+    for channel_id in waiting:
+        ch = channels.get(channel_id)
         if ch is None:
             continue
-        previous = _claim(db, ch["id"], interval, None)
+        previous = repo.claim(ch["id"], interval, None)
         if previous is None:
             continue
         n = int(previous["suppressed"])
@@ -245,5 +189,5 @@ def flush_digest(svc, *, secrets=None) -> dict[str, int]:
             out["failed"] += 1
             metrics.ops_notification("failed")
             log.warning("ops digest on channel %s failed: %s", ch["id"], exc)
-            _unclaim(db, ch["id"], previous, n, queues, f"{type(exc).__name__}: {exc}")
+            repo.unclaim(ch["id"], previous, n, queues, f"{type(exc).__name__}: {exc}")
     return out

@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from .. import names
+from ..adapters.ops_repo import OpsRepository
 from . import poison as ops_poison
 from .status import cameras as camera_rows
 from .status import queue_depths
@@ -40,27 +41,6 @@ def _table(headers: list[str], rows: list[str], empty: str, table_id: str) -> st
     )
 
 
-def _alerts(db) -> list[dict[str, Any]]:
-    return db.fetchall(
-        "SELECT a.id, a.kind, a.title, a.categories, a.max_conf, a.image_count, a.best_image_id, a.version, "
-        "a.created_at, a.correlation_id, c.name AS camera, p.slug AS park, "
-        "coalesce((SELECT json_agg(json_build_object('channel', ch.name, 'kind', ch.kind, "
-        "  'status', d.status, "
-        "  'version', d.delivered_version, 'error', d.last_error) ORDER BY ch.name) "
-        "  FROM deliveries d JOIN channels ch ON ch.id = d.channel_id WHERE d.alert_id = a.id), '[]') "
-        "AS deliveries "
-        "FROM alerts a JOIN cameras c ON c.id = a.camera_id JOIN parks p ON p.id = a.park_id "
-        "ORDER BY a.created_at DESC, a.id DESC LIMIT 20"
-    )
-
-
-def _quarantined(db) -> list[dict[str, Any]]:
-    return db.fetchall(
-        "SELECT id, received_at, sender, to_address, subject, reason, attachment_count FROM inbound_emails "
-        "WHERE status = 'quarantined' ORDER BY received_at DESC LIMIT 20"
-    )
-
-
 def render_page(svc) -> tuple[str, str]:
     """The page's HTML and the CSP nonce of its inline script and style."""
     db = svc.db
@@ -68,9 +48,9 @@ def render_page(svc) -> tuple[str, str]:
     depths = queue_depths(svc.storage)
     counts = ops_poison.counts(db)
     records = ops_poison.list_records(db, limit=50)
-    alerts = _alerts(db)
+    alerts = OpsRepository(db).recent_alerts()
     cams = camera_rows(db)
-    quarantined = _quarantined(db)
+    quarantined = OpsRepository(db).recent_quarantined()
 
     queue_cards = []
     for q in names.WORK_QUEUES:

@@ -3,12 +3,17 @@
 The database is the source of truth: the poison monitors consume <queue>-poison and write one
 ``poison_records`` row per poisoned message (functions/handlers/poison.py), so an operator never has to
 read a poison queue. Statuses: poisoned (waiting for ops), invalid (the message itself is bad), replayed
-(put back on its source queue; ``replay_message_id`` is the new message id), purged (given up on).
+(put back on its source queue; ``replay_message_id`` is the new message id), purged (given up on). The SQL is
+in functions/adapters/poison_repo.py.
 
-Replay is safe to run twice and from two places at once: the record is locked (SELECT ... FOR UPDATE) while
-its message is enqueued, and only a record still ``poisoned`` (or ``invalid``, when asked for by id) is
-replayed. If the process dies after the enqueue and before the commit, the record stays ``poisoned`` and a
-second replay sends the message again: at least once, never lost; the handlers are idempotent.
+Replay goes through the one transactional outbox (functions/adapters/outbox.py): in one transaction the
+record is locked, marked ``replayed`` and its original body written to the outbox (key ``replay:<id>``,
+scope ``poison:<id>``); after the commit the scope is flushed onto the source queue. Only a record still
+``poisoned`` (or ``invalid``, when asked for by id) is marked, and the outbox key is unique, so a replay run
+twice, or from two places at once, never enqueues twice. A flush that failed (the queue unreachable) leaves
+the message in the outbox and reports the record as failed; the next replay of that record (or
+``replay_all``) flushes it. The worst case, a crash between the enqueue and its mark, sends the message twice:
+at least once, never lost; the handlers are idempotent.
 """
 
 from __future__ import annotations
@@ -21,30 +26,18 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+from ..adapters.outbox import Outbox
+from ..adapters.poison_repo import REPLAYABLE, STATUSES, SUMMARY_COLUMNS, PoisonRepository, replay_scope
 from ..adapters.storage import Storage
 from ..db import Database
 from ..names import poison_queue
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("poisoned", "invalid", "replayed", "purged")
-REPLAYABLE = ("poisoned", "invalid")
+__all__ = ["REPLAYABLE", "STATUSES", "SUMMARY_COLUMNS", "NotFound", "PoisonError", "ReplayResult"]
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-SUMMARY_COLUMNS = (
-    "id",
-    "queue",
-    "message_id",
-    "status",
-    "dequeue_count",
-    "inserted_at",
-    "recorded_at",
-    "last_error",
-    "correlation_id",
-    "replayed_at",
-    "replay_message_id",
-)
 
 
 class PoisonError(ValueError):
@@ -73,36 +66,22 @@ def list_records(
 ) -> list[dict[str, Any]]:
     """Newest first, without bodies."""
     _check_status(status)
-    limit = max(1, min(int(limit), 1000))
-    return db.fetchall(
-        f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM poison_records "
-        "WHERE (%(q)s::text IS NULL OR queue = %(q)s) AND (%(s)s::text IS NULL OR status = %(s)s) "
-        "ORDER BY recorded_at DESC, id DESC LIMIT %(n)s",
-        {"q": queue, "s": status, "n": limit},
-    )
+    return PoisonRepository(db).list(queue=queue, status=status, limit=max(1, min(int(limit), 1000)))
 
 
 def get_record(db: Database, record_id: int) -> dict[str, Any]:
     """The record with its body and every recorded failure of the same message (by correlation id)."""
-    row = db.fetchone("SELECT * FROM poison_records WHERE id = %s", (int(record_id),))
+    repo = PoisonRepository(db)
+    row = repo.get(int(record_id))
     if row is None:
         raise NotFound(f"no poison record {record_id}")
-    row["failures"] = []
-    if row.get("correlation_id"):
-        row["failures"] = db.fetchall(
-            "SELECT queue, message_id, dequeue_count, error, failed_at FROM message_failures "
-            "WHERE correlation_id = %s ORDER BY failed_at DESC LIMIT 50",
-            (row["correlation_id"],),
-        )
+    row["failures"] = repo.failures_of(row["correlation_id"]) if row.get("correlation_id") else []
     return row
 
 
 def counts(db: Database) -> dict[str, dict[str, int]]:
     """{queue: {status: count}} over every record."""
-    out: dict[str, dict[str, int]] = {}
-    for r in db.fetchall("SELECT queue, status, count(*) AS n FROM poison_records GROUP BY queue, status"):
-        out.setdefault(r["queue"], {})[r["status"]] = int(r["n"])
-    return out
+    return PoisonRepository(db).counts()
 
 
 @dataclass
@@ -115,18 +94,30 @@ class ReplayResult:
         return {"replayed": self.replayed, "skipped": self.skipped, "failed": self.failed}
 
 
-def _replay_locked(cur, storage: Storage, row: dict[str, Any]) -> str:
-    """Enqueue the original body on its source queue and mark the (locked) record replayed."""
+def _flush(repo: PoisonRepository, outbox: Outbox, storage: Storage, row: dict[str, Any]) -> int:
+    """Send the record's replay from the outbox (a deleted queue is created again: the app declares it)."""
+    scope = replay_scope(row["id"])
     try:
-        new_id = storage.enqueue(row["queue"], row["body"])
-    except ResourceNotFoundError:  # the queue was deleted: the app declares it, so it comes back
+        return outbox.flush(scope)
+    except ResourceNotFoundError:
         storage.queue(row["queue"]).create_queue()
-        new_id = storage.enqueue(row["queue"], row["body"])
-    cur.execute(
-        "UPDATE poison_records SET status = 'replayed', replayed_at = now(), replay_message_id = %s "
-        "WHERE id = %s",
-        (new_id, row["id"]),
-    )
+        return outbox.flush(scope)
+
+
+def _send(
+    repo: PoisonRepository, outbox: Outbox, storage: Storage, row: dict[str, Any], result: ReplayResult
+) -> bool:
+    """Flush the record's replay and note what happened in ``result``; True when it is (now) sent."""
+    try:
+        sent = _flush(repo, outbox, storage, row)
+    except Exception as exc:  # noqa: BLE001 - the message waits in the outbox; the next replay sends it
+        log.warning("replay of poison record %s not sent yet: %s", row["id"], exc)
+        error = f"{type(exc).__name__}: {exc} (replay again to send it)"
+        result.failed.append({"id": row["id"], "error": error})
+        return False
+    new_id = repo.note_replay_sent(row["id"])
+    if not (sent or row.get("marked")):
+        return False
     log.info(
         "poison record %s replayed onto %s as message %s",
         row["id"],
@@ -134,58 +125,37 @@ def _replay_locked(cur, storage: Storage, row: dict[str, Any]) -> str:
         new_id,
         extra={"correlation_id": str(row["correlation_id"]) if row.get("correlation_id") else None},
     )
-    return new_id
+    result.replayed.append({"id": row["id"], "queue": row["queue"], "replay_message_id": new_id})
+    return True
 
 
 def replay(db: Database, storage: Storage, record_id: int) -> ReplayResult:
     """Put the original message of one record back on its source queue (poisoned or invalid records)."""
-    result = ReplayResult()
-    with db.transaction() as cur:
-        cur.execute(
-            "SELECT id, queue, body, status, correlation_id FROM poison_records WHERE id = %s FOR UPDATE",
-            (int(record_id),),
-        )
-        row = cur.fetchone()
-        if row is None:
-            raise NotFound(f"no poison record {record_id}")
-        row = dict(row)
-        if row["status"] not in REPLAYABLE:
-            result.skipped.append(
-                {"id": row["id"], "status": row["status"], "reason": f"already {row['status']}"}
-            )
-            return result
-        new_id = _replay_locked(cur, storage, row)
-        result.replayed.append({"id": row["id"], "queue": row["queue"], "replay_message_id": new_id})
+    repo, outbox, result = PoisonRepository(db), Outbox(db, storage), ReplayResult()
+    row = repo.mark_replayed(int(record_id))
+    if row is None:
+        raise NotFound(f"no poison record {record_id}")
+    if not _send(repo, outbox, storage, row, result) and not result.failed:
+        status = row["status"]
+        result.skipped.append({"id": row["id"], "status": status, "reason": f"already {status}"})
     return result
 
 
 def replay_all(
     db: Database, storage: Storage, *, queue: str | None = None, limit: int = 1000
 ) -> ReplayResult:
-    """Replay every ``poisoned`` record (of ``queue``), oldest first. ``invalid`` records are left alone
-    (they would be invalid again): replay them one by one by id after a fix. Records another replayer is
-    working on are skipped (SKIP LOCKED), so two replays at once never send a message twice."""
-    result = ReplayResult()
+    """Replay every ``poisoned`` record (of ``queue``), oldest first, after sending the replays whose flush
+    failed earlier. ``invalid`` records are left alone (they would be invalid again): replay them one by one
+    by id after a fix. Records another replayer is working on are skipped (SKIP LOCKED), so two replays at
+    once never send a message twice."""
+    repo, outbox, result = PoisonRepository(db), Outbox(db, storage), ReplayResult()
+    for row in repo.unsent_replays(queue)[:limit]:
+        _send(repo, outbox, storage, {**row, "marked": True}, result)
     while len(result.replayed) + len(result.failed) < limit:
-        with db.transaction() as cur:
-            cur.execute(
-                "SELECT id, queue, body, status, correlation_id FROM poison_records "
-                "WHERE status = 'poisoned' AND (%(q)s::text IS NULL OR queue = %(q)s) "
-                "AND NOT (id = ANY(%(done)s)) "
-                "ORDER BY recorded_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                {"q": queue, "done": [f["id"] for f in result.failed] or [0]},
-            )
-            row = cur.fetchone()
-            if row is None:
-                break
-            row = dict(row)
-            try:
-                new_id = _replay_locked(cur, storage, row)
-            except Exception as exc:  # noqa: BLE001 - report it, keep the record poisoned, go on
-                log.warning("replay of poison record %s failed: %s", row["id"], exc)
-                result.failed.append({"id": row["id"], "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            result.replayed.append({"id": row["id"], "queue": row["queue"], "replay_message_id": new_id})
+        row = repo.mark_next_replayed(queue=queue, skip=[f["id"] for f in result.failed])
+        if row is None:
+            break
+        _send(repo, outbox, storage, row, result)
     return result
 
 
@@ -200,12 +170,7 @@ def purge(
     matches a purged record are received and deleted."""
     if isinstance(older_than, str):
         older_than = parse_duration(older_than)
-    rows = db.fetchall(
-        "UPDATE poison_records SET status = 'purged' "
-        "WHERE status IN ('poisoned', 'invalid') AND recorded_at < now() - %(age)s "
-        "AND (%(q)s::text IS NULL OR queue = %(q)s) RETURNING id, queue, message_id",
-        {"age": older_than, "q": queue},
-    )
+    rows = PoisonRepository(db).purge(older_than, queue)
     removed = 0
     if storage is not None and rows:
         by_queue: dict[str, set[str]] = {}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import names
+from ..adapters.ops_repo import OpsRepository
 from . import poison as ops_poison
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,7 @@ def queue_depths(storage) -> dict[str, int | None]:
 
 def cameras(db) -> list[dict[str, Any]]:
     """Active cameras with last-seen time and their raised health conditions."""
-    return db.fetchall(
-        "SELECT c.id, c.name, p.slug AS park, c.brand, c.last_seen_at, c.expected_interval_s, "
-        "coalesce(array_agg(h.condition ORDER BY h.condition) FILTER (WHERE h.status = 'raised'), '{}') "
-        "AS health FROM cameras c JOIN parks p ON p.id = c.park_id "
-        "LEFT JOIN camera_health h ON h.camera_id = c.id WHERE c.active "
-        "GROUP BY c.id, p.slug ORDER BY p.slug, c.name"
-    )
+    return OpsRepository(db).cameras()
 
 
 def status(svc) -> dict[str, Any]:
@@ -50,7 +45,5 @@ def status(svc) -> dict[str, Any]:
             "unhealthy": sum(1 for c in cams if c["health"]),
             "conditions": conditions,
         },
-        "quarantined_emails": svc.db.fetchone(
-            "SELECT count(*) AS n FROM inbound_emails WHERE status = 'quarantined'"
-        )["n"],
+        "quarantined_emails": OpsRepository(svc.db).quarantined_emails(),
     }

@@ -28,8 +28,10 @@ def corpus_world(db, storage):
 
 @pytest.fixture
 def corpus_registry(corpus_world, db, storage):
-    """No emails, images, alerts, poison records or failures, and an empty process-image queue."""
-    db.execute("TRUNCATE inbound_emails, images, poison_records, message_failures RESTART IDENTITY CASCADE")
+    """No emails, images, outbox rows, alerts, poison records or failures, and empty work queues."""
+    db.execute(
+        "TRUNCATE inbound_emails, images, outbox, poison_records, message_failures RESTART IDENTITY CASCADE"
+    )
     for q in (names.PROCESS_IMAGE_QUEUE, names.SEND_ALERT_QUEUE):
         storage.queue(q).clear_messages()
     return corpus_world

@@ -136,7 +136,7 @@ def test_http_subset_then_the_host_still_serves(webhook_host, corpus_registry, a
     import httpx
 
     for case in HTTP_CASES:
-        db.execute("TRUNCATE inbound_emails, images RESTART IDENTITY CASCADE")
+        db.execute("TRUNCATE inbound_emails, images, outbox RESTART IDENTITY CASCADE")
         storage.queue(names.PROCESS_IMAGE_QUEUE).clear_messages()
         request = case.build()
         headers = dict(request.headers, **{"x-functions-key": FUNCTION_KEY})

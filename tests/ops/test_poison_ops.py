@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from functions import names
 from functions.cli import cli
 from functions.localhost.services import PROJECT_ROOT
+from functions.middleware import chain_info
 from functions.ops import poison as ops_poison
 
 
@@ -94,9 +95,80 @@ def test_every_queue_the_app_declares_has_a_poison_monitor():
     for queue in work:
         monitor = triggers.get(names.poison_queue(queue))
         assert monitor is not None, f"queue {queue} has no monitor on {names.poison_queue(queue)}"
-        source = inspect.getsource(monitor.get_user_function())
+        info = chain_info(monitor.get_user_function())
+        assert info is not None and info.trigger == "poison" and info.queue == names.poison_queue(queue)
+        source = inspect.getsource(info.handler)
         assert "poison.record(" in source, f"{monitor.get_function_name()} does not record poison messages"
     # and no monitor watches a poison queue of a queue nobody declares
     for queue in triggers:
         if queue.endswith(names.POISON_SUFFIX):
             assert queue[: -len(names.POISON_SUFFIX)] in triggers
+
+
+class _QueueDown:
+    """The real storage whose queues refuse every message (an outage while replaying)."""
+
+    def __init__(self, storage):
+        self._storage = storage
+
+    def enqueue(self, queue, message, **kwargs):
+        from functions.adapters.storage import StorageUnavailable
+
+        raise StorageUnavailable(f"queue {queue} unreachable: test outage")
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+
+def _messages(storage, queue: str) -> list[str]:
+    return [m.content for m in storage.queue(queue).peek_messages(max_messages=32)]
+
+
+def test_replay_goes_through_the_outbox_once_and_a_failed_flush_is_sent_by_the_next_replay(
+    clean_db, clean_queues, app_settings
+):
+    from functions.bootstrap import services
+
+    svc = services()
+    body = '{"schema_version": 1, "correlation_id": "6a0f3c2e-1111-4a4a-9b9b-000000000001", "alert_id": 7}'
+    rid = _insert(clean_db, names.SEND_ALERT_QUEUE, "m-down", body=body)
+
+    down = ops_poison.replay(svc.db, _QueueDown(svc.storage), rid)
+    assert not down.replayed and down.failed[0]["id"] == rid and "replay again" in down.failed[0]["error"]
+    record = clean_db.fetchone("SELECT * FROM poison_records WHERE id = %s", (rid,))
+    assert record["status"] == "replayed" and record["replay_message_id"] is None
+    [pending] = svc.outbox.pending(f"poison:{rid}")
+    assert pending["key"] == f"replay:{rid}" and "test outage" in pending["last_error"]
+    assert _messages(svc.storage, names.SEND_ALERT_QUEUE) == []
+
+    again = ops_poison.replay(svc.db, svc.storage, rid)  # the queue is back: the waiting message goes out
+    assert [r["id"] for r in again.replayed] == [rid] and again.replayed[0]["replay_message_id"]
+    assert _messages(svc.storage, names.SEND_ALERT_QUEUE) == [body]  # the original body, verbatim
+    third = ops_poison.replay(svc.db, svc.storage, rid)
+    assert not third.replayed and third.skipped[0]["reason"] == "already replayed"
+    assert _messages(svc.storage, names.SEND_ALERT_QUEUE) == [body]  # never twice
+    record = clean_db.fetchone("SELECT * FROM poison_records WHERE id = %s", (rid,))
+    assert record["replay_message_id"] == again.replayed[0]["replay_message_id"]
+
+
+def test_replay_all_sends_what_an_earlier_failed_flush_left_and_invalid_bodies_verbatim(
+    clean_db, clean_queues, app_settings
+):
+    from functions.bootstrap import services
+
+    svc = services()
+    a = _insert(clean_db, names.PROCESS_IMAGE_QUEUE, "m-a", body='{"n": 1}')
+    b = _insert(clean_db, names.PROCESS_IMAGE_QUEUE, "m-b", body='{"n": 2}')
+    bad = _insert(clean_db, names.PROCESS_IMAGE_QUEUE, "m-bad", status="invalid", body="not json at all")
+
+    down = ops_poison.replay_all(svc.db, _QueueDown(svc.storage))
+    assert sorted(f["id"] for f in down.failed) == [a, b] and not down.replayed
+    up = ops_poison.replay_all(svc.db, svc.storage)
+    assert sorted(r["id"] for r in up.replayed) == [a, b] and not up.failed
+    nothing_left = ops_poison.replay_all(svc.db, svc.storage)
+    assert nothing_left.as_dict() == {"replayed": [], "skipped": [], "failed": []}
+    assert sorted(_messages(svc.storage, names.PROCESS_IMAGE_QUEUE)) == ['{"n": 1}', '{"n": 2}']
+
+    # invalid records are replayed by id only, with their body exactly as it was received
+    assert [r["id"] for r in ops_poison.replay(svc.db, svc.storage, bad).replayed] == [bad]
+    assert "not json at all" in _messages(svc.storage, names.PROCESS_IMAGE_QUEUE)

@@ -42,6 +42,7 @@ def test_named_metrics_record_with_low_cardinality_attributes():
         metrics.handler_failed("process-image")
         metrics.ops_notification("suppressed")
         metrics.health_transition("silent", "raised")
+        metrics.function_duration("send_alert_queue", "queue", "ok", 0.1)
         points = _points(reader)
     finally:
         metrics.use_meter_provider(None)

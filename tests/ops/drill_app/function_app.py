@@ -22,13 +22,14 @@ sys.modules[_spec.name] = real
 _spec.loader.exec_module(real)
 
 from functions import names  # noqa: E402
-from functions.bootstrap import services  # noqa: E402
+from functions.bootstrap import Services  # noqa: E402
 from functions.handlers import poison  # noqa: E402
 from functions.messages import QueueMessageModel  # noqa: E402
-from functions.middleware import run_queue_handler  # noqa: E402
+from functions.middleware import chain  # noqa: E402
 
 app = real.app
 DRILL_QUEUE = "ops-drill"
+DRILL_POISON = names.poison_queue(DRILL_QUEUE)
 
 
 class Drill(QueueMessageModel):
@@ -47,11 +48,13 @@ def deliver(message: Drill, svc) -> None:
 
 @app.function_name("ops-drill")
 @app.queue_trigger(arg_name="msg", queue_name=DRILL_QUEUE, connection=real.STORAGE)
-def drill_queue(msg: func.QueueMessage) -> None:
-    run_queue_handler(DRILL_QUEUE, msg, Drill, deliver)
+@chain.queue(DRILL_QUEUE, Drill)
+def drill_queue(message: Drill, svc: Services) -> None:
+    deliver(message, svc)
 
 
 @app.function_name("ops-drill-poison")
-@app.queue_trigger(arg_name="msg", queue_name=names.poison_queue(DRILL_QUEUE), connection=real.STORAGE)
-def drill_poison(msg: func.QueueMessage) -> None:
-    poison.record(names.poison_queue(DRILL_QUEUE), msg, services())
+@app.queue_trigger(arg_name="msg", queue_name=DRILL_POISON, connection=real.STORAGE)
+@chain.poison_monitor(DRILL_POISON)
+def drill_poison(msg: func.QueueMessage, svc: Services) -> int | None:
+    return poison.record(DRILL_POISON, msg, svc)
