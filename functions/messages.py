@@ -38,7 +38,7 @@ class SendAlert(QueueMessageModel):
 
     alert_id: int
     version: int = 1
-    reason: Literal["new", "update", "health", "health_cleared", "ops"] = "new"
+    reason: Literal["new", "update", "health", "health_cleared"] = "new"
 
 
 M = TypeVar("M", bound=QueueMessageModel)
