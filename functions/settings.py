@@ -112,6 +112,18 @@ class Settings(BaseSettings):
     # Ops notifications (poison storms): at most one per ops channel per interval; the rest is summarized.
     ops_notify_interval_s: int = Field(900, validation_alias="OPS_NOTIFY_INTERVAL_S", ge=0)
 
+    # Retries of queue work (functions/middleware/retry.py): a transient failure re-enqueues the message with
+    # a growing delay (comma-separated seconds; the last repeats), never shorter than a remote's Retry-After,
+    # until the horizon; then the message goes to <queue>-poison. A permanent error poisons at once.
+    retry_schedule_s: str = Field("5,15,60,300,900,1800", validation_alias="RETRY_SCHEDULE_S")
+    retry_horizon_send_alert_s: int = Field(24 * 3600, validation_alias="RETRY_HORIZON_SEND_ALERT_S", gt=0)
+    retry_horizon_process_image_s: int = Field(
+        6 * 3600, validation_alias="RETRY_HORIZON_PROCESS_IMAGE_S", gt=0
+    )
+    retry_after_max_s: int = Field(3600, validation_alias="RETRY_AFTER_MAX_S", gt=0, le=7 * 24 * 3600)
+    # The sweeper timer: work older than this that should have moved on is re-driven.
+    sweep_stale_s: int = Field(300, validation_alias="SWEEP_STALE_S", gt=0)
+
     applicationinsights_connection_string: SecretStr | None = _env("APPLICATIONINSIGHTS_CONNECTION_STRING")
     log_format: str = Field("json", validation_alias="TRAPALERT_LOG_FORMAT", pattern="^(json|text)$")
 
@@ -121,6 +133,21 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("retry_schedule_s")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            steps = [float(p) for p in value.split(",") if p.strip()]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 5,15,60,300") from None
+        if not steps or any(s <= 0 or s > 7 * 24 * 3600 for s in steps):
+            raise ValueError("each step must be > 0 and at most 7 days (the queue's visibility limit)")
+        return value
+
+    @property
+    def retry_schedule(self) -> tuple[float, ...]:
+        return tuple(float(p) for p in self.retry_schedule_s.split(",") if p.strip())
 
     @field_validator("inbound_camera_patterns")
     @classmethod
