@@ -41,7 +41,8 @@ def wait_for_port(port: int, timeout_s: float, host: str = "127.0.0.1", proc: su
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-            raise ServiceError(f"{what} exited with code {proc.returncode} before listening on {port}\n{tail}")
+            raise ServiceError(f"{what} exited with code {proc.returncode} before listening on {port}"
+                               f"\n{tail}")
         with socket.socket() as s:
             s.settimeout(0.2)
             if s.connect_ex((host, port)) == 0:
@@ -52,13 +53,26 @@ def wait_for_port(port: int, timeout_s: float, host: str = "127.0.0.1", proc: su
 
 
 def stop_process(proc: subprocess.Popen | None = None, pid: int | None = None, timeout_s: float = 10) -> None:
-    """SIGTERM, then SIGKILL after timeout_s, of a process (group) we started."""
+    """SIGTERM, then SIGKILL after timeout_s, of a process we started: its whole group when it leads one
+    (the stack starts each service in a session of its own), else the process alone."""
     pid = proc.pid if proc is not None else pid
     if pid is None:
         return
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
+        group = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        group = False
+
+    def send(sig: int) -> bool:
+        try:
+            (os.killpg if group else os.kill)(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    if not send(signal.SIGTERM):
+        if proc is not None:
+            proc.poll()
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -68,12 +82,13 @@ def stop_process(proc: subprocess.Popen | None = None, pid: int | None = None, t
         elif not _alive(pid):
             return
         time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    send(signal.SIGKILL)
     if proc is not None:
         proc.wait(5)
+    else:
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
@@ -88,6 +103,60 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+# ------------------------------------------------------------------------------ who holds a port, who is who
+def port_holders(port: int) -> list[int | None]:
+    """The pids listening on TCP ``port`` (any address); None stands for a listener this user cannot see
+    (another user's process, another network namespace). Empty when the port is free."""
+    import psutil
+
+    try:
+        conns = psutil.net_connections("inet")
+    except psutil.AccessDenied:  # macOS without root: fall back to "something answers"
+        conns = []
+    holders: list[int | None] = []
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid not in holders:
+            holders.append(c.pid)
+    if not holders:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                holders.append(None)
+    return holders
+
+
+def process_family(pid: int) -> set[int]:
+    """``pid`` and all its descendants (a service may listen from a child process)."""
+    import psutil
+
+    try:
+        return {pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))}
+    except psutil.Error:
+        return {pid}
+
+
+def owns_port(pid: int, port: int) -> bool:
+    """True when the process ``pid`` (or a child of it) is the only listener on ``port``."""
+    holders = port_holders(port)
+    return bool(holders) and set(holders) <= process_family(pid)
+
+
+def describe_process(pid: int | None, width: int = 160) -> str:
+    """'pid 123 (its command line)', shortened to about ``width`` characters, for messages."""
+    if pid is None:
+        return "a process this user cannot inspect (another user's, or another network namespace's)"
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        cmd = " ".join(proc.cmdline()) or proc.name()
+    except psutil.Error:
+        return f"pid {pid}"
+    if len(cmd) > width:
+        cmd = cmd[: width - 3] + "..."
+    return f"pid {pid} ({cmd})"
 
 
 # -------------------------------------------------------------------------------------------- Azurite
@@ -110,7 +179,7 @@ class Azurite:
             raise ServiceError(f"{exe} not found: run `npm ci` (make does it) to install the pinned Azurite")
         return exe
 
-    def start(self, timeout_s: float = 30) -> Azurite:
+    def start(self, timeout_s: float = 30, env: dict[str, str] | None = None) -> Azurite:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "azurite.log"
         cmd = [str(self.executable()), "--silent", "--skipApiVersionCheck", "--disableProductStyleUrl",
@@ -120,7 +189,7 @@ class Azurite:
                "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port)]
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                         cwd=PROJECT_ROOT)
+                                         cwd=PROJECT_ROOT, env=env)
         wait_for_port(self.blob_port, timeout_s, proc=self.proc, what="Azurite", log=log)
         wait_for_port(self.queue_port, timeout_s, proc=self.proc, what="Azurite", log=log)
         return self
@@ -164,7 +233,8 @@ class EmbeddedPostgres:
         ensure_user_exists("pgserver")
         ensure_prefix_permissions(self.data_dir)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH,
+                                  stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
         entry = pwd.getpwnam("pgserver")
         for path in [self.data_dir, *self.data_dir.rglob("*")]:
@@ -222,7 +292,16 @@ class EmbeddedPostgres:
         subprocess.run([str(self._bin("pg_ctl")), "-D", str(self.pgdata), "-m", mode, "-w", "stop"],
                        capture_output=True, **self._run_as())
 
+    def postmaster_pid(self) -> int | None:
+        """The pid in postmaster.pid (the server of this data folder), or None without one."""
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def running(self) -> bool:
+        if not (self.pgdata / "PG_VERSION").exists():
+            return False
         result = subprocess.run([str(self._bin("pg_ctl")), "-D", str(self.pgdata), "status"],
                                 capture_output=True, **self._run_as())
         return result.returncode == 0
