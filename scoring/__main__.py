@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         backend = create_backend(settings)
-        if settings.resolved_backend() in ("frozen_graph", "saved_model") and not backend.model_path.exists():
+        if (
+            settings.resolved_backend() in ("onnx", "frozen_graph", "saved_model")
+            and not backend.model_path.exists()
+        ):
             raise ModelLoadError(
                 f"model file {backend.model_path} does not exist; expected {backend.expected()}"
             )
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             backend.load()
+            backend.verify_expected_model()
             backend.warmup()
         except ModelLoadError as exc:
             print(f"scoring: {exc}", file=sys.stderr)

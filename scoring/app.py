@@ -125,6 +125,7 @@ class Service:
         self.load_error: str | None = None
         self.load_task: asyncio.Task | None = None
         self.on_fatal: Callable[[str], None] | None = None  # set by __main__ to stop the server
+        self._note_logged_at = float("-inf")
 
     async def start(self) -> None:
         self.batcher.start()
@@ -135,6 +136,7 @@ class Service:
         started = time.perf_counter()
         try:
             await loop.run_in_executor(self.batcher.executor, self.backend.load)
+            self.backend.verify_expected_model()
             await loop.run_in_executor(self.batcher.executor, self.backend.warmup)
         except Exception as exc:  # noqa: BLE001 - every load problem is fatal and reported the same way
             self.load_error = str(exc) if str(exc) else repr(exc)
@@ -163,6 +165,21 @@ class Service:
         if not self.ready:
             raise Unavailable("not_ready", "the model is loading; retry shortly", 2)
 
+    def _log_note(self, note: str) -> None:
+        """Log a backend's note at most once every 10 minutes (the demo's console shows it)."""
+        now = time.monotonic()
+        if now - self._note_logged_at >= 600:
+            self._note_logged_at = now
+            log.warning("%s", note)
+
+    def _prepare(self, data: bytes, name: str) -> PreparedImage:
+        """Decode, then the backend's own per-image input preparation (e.g. letterbox), in a worker thread."""
+        prepared = prepare(data, name, self.settings)
+        started = time.perf_counter()
+        prepared.image = self.backend.prepare_input(prepared.image)
+        prepared.preprocess_ms += (time.perf_counter() - started) * 1000.0
+        return prepared
+
     # -- one request -------------------------------------------------------------------------------------
     async def detect(self, files: list[tuple[str, bytes]]) -> dict:
         started = time.perf_counter()
@@ -172,9 +189,7 @@ class Service:
 
             async def decode(name: str, data: bytes) -> PreparedImage | ImageFailure:
                 try:
-                    return await loop.run_in_executor(
-                        self.preprocess_pool, prepare, data, name, self.settings
-                    )
+                    return await loop.run_in_executor(self.preprocess_pool, self._prepare, data, name)
                 except ImageFailure as failure:
                     reservation.release(1)
                     return failure
@@ -215,16 +230,19 @@ class Service:
             queue = max(queue, outcome.queue_ms)
             model_by_batch[outcome.batch_id] = outcome.model_ms
             largest = max(largest, outcome.batch_size)
-            images.append(
-                {
-                    "file": name,
-                    "detections": [d.to_json() for d in outcome.detections],
-                    "night": prepared.night,
-                    "width": prepared.width,
-                    "height": prepared.height,
-                    "failure": None,
-                }
-            )
+            image = {
+                "file": name,
+                "detections": [d.to_json() for d in outcome.detections],
+                "night": prepared.night,
+                "width": prepared.width,
+                "height": prepared.height,
+                "failure": None,
+            }
+            note = self.backend.note_for(outcome.detections, prepared.night)
+            if note is not None:
+                image["note"] = note
+                self._log_note(note)
+            images.append(image)
         backend = self.backend
         return {
             "info": {

@@ -1,15 +1,17 @@
 """Fetch an official MegaDetector release into the model directory: resumable, checksum-verified.
 
-    python -m scoring.download megadetector-v4.1 --dir models/
-    python -m scoring.download megadetector-v5a --dir models/ --sha256 <hex>
+    python -m scoring.download mdv5a --dir models/          # -> models/md_v5a.0.0.pt (MD5 verified)
+    python -m scoring.download mdv4.1 --dir models/         # -> models/md_v4.1.0.pb (trust on first use)
+
+The releases, their URLs and their pinned checksums are in ``scoring.catalogue`` (the one catalogue).
 
 * Resumable: bytes go to ``<file>.part``; a new attempt asks for the rest (HTTP ``Range``) and appends.
   A server that ignores Range (200 instead of 206) restarts the file from zero.
-* Verified: the finished file's SHA-256 must equal the expected value (the ``sha256`` argument, else the
-  catalogue's pinned value). A mismatch deletes the ``.part`` and fails; nothing is moved into place.
-  Where no value is pinned yet (the catalogue entries below, until a maintainer pins them on a machine with
-  internet), the digest of the download is written to ``<file>.sha256`` and printed, and later calls verify
-  the file against it (trust on first use).
+* Verified: the finished file must have the expected digests: the MD5 the maintainer published (pinned in
+  the catalogue, or ``--md5``) and/or a SHA-256 (``--sha256``). A mismatch deletes the ``.part`` and fails;
+  nothing is moved into place.
+  Where no checksum is published (v4.1), the SHA-256 of the first download is written to ``<file>.sha256``
+  and printed, and later calls verify the file against it (trust on first use).
 * No internet (as on the build machines) is a clear ``DownloadError`` naming the URL and the manual route.
 """
 
@@ -22,52 +24,13 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+
+from scoring.catalogue import CATALOGUE, SERVABLE, ModelRelease, release
 
 CHUNK = 1 << 20
 
-
-@dataclass(frozen=True)
-class ModelRelease:
-    name: str
-    filename: str
-    url: str
-    sha256: str | None  # None: not pinned yet (trust on first use, see the module docstring)
-    backend: str
-    note: str
-
-
-CATALOGUE: dict[str, ModelRelease] = {
-    release.name: release
-    for release in (
-        ModelRelease(
-            "megadetector-v4.1",
-            "md_v4.1.0.pb",
-            "https://github.com/agentmorris/MegaDetector/releases/download/v4.1/md_v4.1.0.pb",
-            None,
-            "frozen_graph",
-            "TF1 frozen graph; SCORING_MODEL_PATH=<dir>/md_v4.1.0.pb",
-        ),
-        ModelRelease(
-            "megadetector-v5a",
-            "md_v5a.0.0.pt",
-            "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/md_v5a.0.0.pt",
-            None,
-            "none (PyTorch)",
-            "YOLOv5 PyTorch weights: this service runs TensorFlow; export to a SavedModel with the OD API "
-            "signature to serve it (backend saved_model)",
-        ),
-        ModelRelease(
-            "megadetector-v5b",
-            "md_v5b.0.0.pt",
-            "https://github.com/agentmorris/MegaDetector/releases/download/v5.0/md_v5b.0.0.pt",
-            None,
-            "none (PyTorch)",
-            "as megadetector-v5a",
-        ),
-    )
-}
+__all__ = ["CATALOGUE", "ChecksumError", "DownloadError", "ModelRelease", "download_model", "digests"]
 
 
 class DownloadError(RuntimeError):
@@ -75,15 +38,25 @@ class DownloadError(RuntimeError):
 
 
 class ChecksumError(DownloadError):
-    """The downloaded bytes do not have the expected SHA-256."""
+    """The downloaded bytes do not have the expected checksum."""
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def digests(path: Path) -> dict[str, str]:
+    """{"md5": hex, "sha256": hex} of a file, in one pass."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     with path.open("rb") as fh:
         while block := fh.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+            md5.update(block)
+            sha256.update(block)
+    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+
+
+def _mismatch(have: dict[str, str], expected: dict[str, str]) -> str | None:
+    """'MD5 is x, expected y' for the first expected digest that differs, else None."""
+    for algo, want in expected.items():
+        if have[algo] != want:
+            return f"{algo.upper().replace('SHA256', 'SHA-256')} is {have[algo]}, expected {want}"
+    return None
 
 
 def _fetch(url: str, part: Path, timeout: float) -> None:
@@ -139,49 +112,56 @@ def download_model(
     url: str | None = None,
     *,
     sha256: str | None = None,
+    md5: str | None = None,
     filename: str | None = None,
     timeout: float = 30.0,
 ) -> Path:
     """Download release ``name`` into ``model_dir`` (resuming, verifying); return the file's path.
 
-    ``url`` overrides the catalogue URL (a mirror). A name outside the catalogue needs ``url`` and, to be
-    verified, ``sha256``. An existing file with the right digest is returned without a download.
+    ``url`` overrides the catalogue URL (a mirror; the pinned checksum still applies). A name outside the
+    catalogue needs ``url`` and, to be verified, ``sha256`` or ``md5``. An existing file with the right
+    digests is returned without a download.
     """
-    release = CATALOGUE.get(name)
-    if release is None and url is None:
-        raise DownloadError(f"unknown model {name!r}; known: {', '.join(sorted(CATALOGUE))} (or pass a URL)")
-    source = url or release.url
-    target_name = filename or (release.filename if release else Path(source.split("?")[0]).name or name)
-    expected = (sha256 or (release.sha256 if release else None) or "").lower() or None
+    entry = release(name)
+    if entry is None and url is None:
+        others = ", ".join(sorted(set(CATALOGUE) - set(SERVABLE)))
+        raise DownloadError(
+            f"unknown model {name!r}; known: {', '.join(SERVABLE)} (also {others}), or pass a URL"
+        )
+    source = url or (entry.url if entry else "")
+    target_name = filename or (entry.filename if entry else Path(source.split("?")[0]).name or name)
+    expected: dict[str, str] = {}
+    pinned_md5 = md5 or (entry.md5 if entry else None)
+    if pinned_md5:
+        expected["md5"] = pinned_md5.lower()
+    if sha256:
+        expected["sha256"] = sha256.lower()
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     target = model_dir / target_name
     part = model_dir / (target_name + ".part")
     pin_file = model_dir / (target_name + ".sha256")
-    if expected is None and pin_file.exists():
-        expected = pin_file.read_text().split()[0].lower()
+    if not expected and pin_file.exists():
+        expected["sha256"] = pin_file.read_text().split()[0].lower()
 
     if target.exists():
-        digest = _sha256_file(target)
-        if expected is None or digest == expected:
+        problem = _mismatch(digests(target), expected)
+        if problem is None:
             return target
-        raise ChecksumError(
-            f"{target} exists but its SHA-256 is {digest}, expected {expected}; delete it to re-download"
-        )
+        raise ChecksumError(f"{target} exists but its {problem}; delete it to re-download")
 
     _fetch(source, part, timeout)
-    digest = _sha256_file(part)
-    if expected is not None and digest != expected:
+    have = digests(part)
+    problem = _mismatch(have, expected)
+    if problem is not None:
         part.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"{source}: SHA-256 of the download is {digest}, expected {expected}; deleted {part.name}"
-        )
+        raise ChecksumError(f"{source}: the download's {problem}; deleted {part.name}")
     os.replace(part, target)
-    if expected is None:
-        pin_file.write_text(f"{digest}  {target_name}\n")
+    if not expected:
+        pin_file.write_text(f"{have['sha256']}  {target_name}\n")
         print(
-            f"warning: no pinned SHA-256 for {name}; recorded {digest} in {pin_file} (pin it in "
-            "scoring/download.py)",
+            f"warning: no published checksum for {name}; recorded its SHA-256 {have['sha256']} in {pin_file} "
+            "(later downloads are verified against it)",
             file=sys.stderr,
         )
     return target
@@ -193,9 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path("models"), help="model directory (default: models/)")
     parser.add_argument("--url", help="download from this URL instead (a mirror)")
     parser.add_argument("--sha256", help="expected SHA-256 (hex)")
+    parser.add_argument("--md5", help="expected MD5 (hex; the catalogue pins the published ones)")
     args = parser.parse_args(argv)
     try:
-        path = download_model(args.name, args.dir, args.url, sha256=args.sha256)
+        path = download_model(args.name, args.dir, args.url, sha256=args.sha256, md5=args.md5)
     except DownloadError as exc:
         print(f"scoring.download: {exc}", file=sys.stderr)
         return 1

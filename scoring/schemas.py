@@ -60,6 +60,11 @@ class ImageOut(BaseModel):
         description="null, or '<code>: <detail>' with code one of empty_image, unreadable_image, "
         "too_many_pixels, inference_failed; a failure is permanent for these bytes",
     )
+    note: str | None = Field(
+        None,
+        description="only when the HOG fallback found nothing: what it cannot see and how to configure "
+        "MegaDetector",
+    )
 
 
 class TimingMs(BaseModel):

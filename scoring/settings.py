@@ -16,7 +16,8 @@ from pydantic_settings import SettingsError as _EnvParseError
 
 ENV_PREFIX = "SCORING_"
 
-Backend = Literal["auto", "hog", "frozen_graph", "saved_model", "null"]
+Backend = Literal["auto", "onnx", "hog", "frozen_graph", "saved_model", "null"]
+OnnxLayout = Literal["auto", "yolov5", "yolov8"]
 ClaheMode = Literal["off", "night", "always"]
 
 
@@ -32,11 +33,13 @@ class ScoringSettings(BaseSettings):
     # --- model -------------------------------------------------------------------------------------------
     backend: Backend = Field(
         "auto",
-        description="hog | frozen_graph | saved_model | null; auto = frozen_graph for a .pb file, "
-        "saved_model "
-        "for a directory, hog (the fallback) when SCORING_MODEL_PATH is not set",
+        description="onnx | hog | frozen_graph | saved_model | null; auto = onnx for a .onnx file, "
+        "frozen_graph for a .pb file, saved_model for a directory, hog (the fallback) when "
+        "SCORING_MODEL_PATH is not set",
     )
-    model_path: Path | None = Field(None, description="MegaDetector .pb file or SavedModel directory")
+    model_path: Path | None = Field(
+        None, description="MegaDetector .onnx file (v5, v1000), .pb file (v4.1) or SavedModel directory"
+    )
     model_version: str | None = Field(
         None,
         description="detector version reported in info (default: guessed from the file name, e.g. v4.1.0)",
@@ -56,6 +59,34 @@ class ScoringSettings(BaseSettings):
         "default); classes not in the map are dropped",
     )
     saved_model_signature: str = Field("serving_default", description="signature of a SavedModel to call")
+
+    expected_model: str | None = Field(
+        None,
+        description="catalogue release the deployment expects (e.g. mdv1000-redwood); a loaded model of "
+        "another version fails the start",
+    )
+
+    # --- ONNX (YOLO exports: MegaDetector v5, v1000) ---------------------------------------------------
+    model_image_size: int | None = Field(
+        None,
+        ge=32,
+        le=4096,
+        description="letterbox size of an ONNX model whose input size is dynamic (default: the model's "
+        "metadata, else the catalogue's size for its version); must equal a static input size",
+    )
+    nms_iou: float = Field(0.45, gt=0, le=1, description="IoU above which NMS drops a box of the same class")
+    onnx_layout: OnnxLayout = Field(
+        "auto",
+        description="output layout: yolov5 [N,K,5+C] | yolov8 [N,4+C,K] (v8/v9/v11) | auto (from the shape)",
+    )
+    onnx_providers: str = Field(
+        "auto",
+        description="ONNX Runtime execution providers in order of preference, comma-separated: "
+        "tensorrt, cuda, cpu (or full names); auto = TensorRT, CUDA, CPU, whichever are available",
+    )
+    onnx_threads: int | None = Field(
+        None, ge=1, le=256, description="intra-op threads of ONNX Runtime on CPU (default: all cores)"
+    )
 
     # --- preprocessing -----------------------------------------------------------------------------------
     max_pixels: int = Field(50_000_000, gt=0, description="larger images fail with too_many_pixels")
@@ -138,6 +169,18 @@ class ScoringSettings(BaseSettings):
                 raise ValueError(f'category {category!r} is not a MegaDetector category ("1", "2" or "3")')
         return out
 
+    @field_validator("expected_model", mode="before")
+    @classmethod
+    def _known_model(cls, value):
+        if isinstance(value, str) and not value.strip():
+            return None
+        if value is not None:
+            from scoring.catalogue import CATALOGUE, release
+
+            if release(value) is None:
+                raise ValueError(f"unknown release {value!r}; one of {', '.join(sorted(CATALOGUE))}")
+        return value
+
     @field_validator("null_result")
     @classmethod
     def _check_null_result(cls, value: str) -> str:
@@ -160,6 +203,8 @@ class ScoringSettings(BaseSettings):
             return "hog"
         if self.model_path.is_dir():
             return "saved_model"
+        if self.model_path.suffix.lower() == ".onnx":
+            return "onnx"
         return "frozen_graph"
 
 

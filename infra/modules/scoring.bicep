@@ -9,6 +9,15 @@
 // the image (several GB with CUDA) to be pulled and the model to be loaded: expect tens of seconds up to a
 // few minutes before the first detection. Dev accepts that; prod keeps minReplicas >= 1 and pays for one
 // GPU replica around the clock.
+//
+// Model: baked into the image (scoring/Dockerfile[.cpu], build arg SCORING_MODEL): the image is immutable and
+// its tag names the model. The build already refused a model that does not load (`python -m scoring
+// --check`). At start the replica loads it and only then answers /readyz; the startup probe is /readyz, so a
+// revision whose model does not load never gets traffic (in single-revision mode the previous revision keeps
+// serving) and the replica log names the file and the expected signature (exit code 3).
+//
+// Compute: 'gpu' runs on the serverless GPU profile; 'cpu' on the Consumption profile (4 vCPU, 8 GiB per
+// replica) for parks without GPU budget, with a small fast model (mdv1000-cedar or -spruce, docs/scoring.md).
 
 import { kvSecretName } from 'naming.bicep'
 
@@ -27,7 +36,17 @@ param logAnalyticsWorkspaceName string
 ])
 param gpu string = 'T4'
 
-@description('Full image reference, e.g. myregistry.azurecr.io/trapalert/scoring:1a2b3c4.')
+@description('gpu: serverless GPU workload profile; cpu: Consumption profile (no GPU).')
+@allowed([
+  'gpu'
+  'cpu'
+])
+param compute string = 'gpu'
+
+@description('MegaDetector release baked into the image (scoring/catalogue.py), e.g. mdv1000-redwood.')
+param model string
+
+@description('Full image reference, e.g. myregistry.azurecr.io/trapalert/scoring:1a2b3c4-mdv1000-redwood.')
 param image string
 
 @description('Login server of the registry the image comes from.')
@@ -70,7 +89,31 @@ var gpuProfiles = {
     memory: '220Gi'
   }
 }
-var profile = gpuProfiles[gpu]
+var cpuProfile = {
+  profileName: 'Consumption'
+  workloadProfileType: 'Consumption'
+  cpu: '4'
+  memory: '8Gi'
+}
+var profile = (compute == 'gpu') ? gpuProfiles[gpu] : cpuProfile
+var cpuWorkloadProfiles = [
+  {
+    name: 'Consumption'
+    workloadProfileType: 'Consumption'
+  }
+]
+var gpuWorkloadProfiles = [
+  {
+    name: 'Consumption'
+    workloadProfileType: 'Consumption'
+  }
+  {
+    name: profile.profileName
+    workloadProfileType: profile.workloadProfileType
+  }
+]
+// Model loading: download-free (baked in), but the GPU image is large and a 1280 px model warms up in seconds.
+var startupFailureThreshold = (compute == 'gpu') ? 30 : 18
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
@@ -117,16 +160,7 @@ resource environment 'Microsoft.App/managedEnvironments@2025-01-01' = {
       infrastructureSubnetId: infrastructureSubnetId
       internal: true
     }
-    workloadProfiles: [
-      {
-        name: 'Consumption'
-        workloadProfileType: 'Consumption'
-      }
-      {
-        name: profile.profileName
-        workloadProfileType: profile.workloadProfileType
-      }
-    ]
+    workloadProfiles: (compute == 'gpu') ? gpuWorkloadProfiles : cpuWorkloadProfiles
     appLogsConfiguration: {
       destination: 'log-analytics'
       logAnalyticsConfiguration: {
@@ -174,6 +208,8 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
   location: location
   tags: union(tags, {
     'azd-service-name': 'scoring'
+    'scoring-model': model
+    'scoring-compute': compute
   })
   identity: {
     type: 'UserAssigned'
@@ -228,16 +264,36 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
               name: 'SCORING_PORT'
               value: string(targetPort)
             }
+            {
+              // the image must hold this release: a model of another version fails the start (exit 3)
+              name: 'SCORING_EXPECTED_MODEL'
+              value: model
+            }
+            {
+              // one model call per image on CPU (no batching gain there); batches of up to 8 on a GPU
+              name: 'SCORING_MAX_BATCH'
+              value: (compute == 'gpu') ? '8' : '1'
+            }
           ]
           probes: [
             {
+              // /readyz: the model is loaded and warmed up; a model that does not load never passes
               type: 'Startup'
+              httpGet: {
+                path: readyPath
+                port: targetPort
+              }
+              periodSeconds: 10
+              failureThreshold: startupFailureThreshold
+            }
+            {
+              type: 'Liveness'
               httpGet: {
                 path: healthPath
                 port: targetPort
               }
-              periodSeconds: 10
-              failureThreshold: 30
+              periodSeconds: 30
+              failureThreshold: 3
             }
             {
               type: 'Readiness'
@@ -277,3 +333,4 @@ output appName string = app.name
 output url string = 'https://${app.properties.configuration.ingress.fqdn}'
 output environmentName string = environment.name
 output workloadProfileType string = profile.workloadProfileType
+output model string = model

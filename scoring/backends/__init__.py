@@ -10,7 +10,7 @@ from scoring.settings import ScoringSettings
 
 log = logging.getLogger("scoring.backends")
 
-BACKENDS = ("hog", "frozen_graph", "saved_model", "null")
+BACKENDS = ("onnx", "hog", "frozen_graph", "saved_model", "null")
 
 
 def create_backend(settings: ScoringSettings) -> Backend:
@@ -32,6 +32,10 @@ def create_backend(settings: ScoringSettings) -> Backend:
                 "vehicles. Configure a MegaDetector model for real use (see docs/scoring.md)."
             )
         return HogBackend(settings, fallback=fallback)
+    if name == "onnx":
+        from scoring.backends.onnx_yolo import OnnxBackend
+
+        return OnnxBackend(settings)
     if name == "frozen_graph":
         from scoring.backends.tensorflow_od import FrozenGraphBackend
 

@@ -5,41 +5,28 @@ from __future__ import annotations
 import abc
 import hashlib
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
+from scoring import catalogue
+from scoring.errors import ModelLoadError
 from scoring.schemas import DETECTION_CATEGORIES, Detection
 from scoring.settings import ScoringSettings
 
 log = logging.getLogger("scoring.backends")
 
-# MegaDetector's own recommendations per major version (from its run_detector.py known_models).
-_MD_THRESHOLDS = {"v2": (0.8, 0.3), "v3": (0.8, 0.3), "v4": (0.8, 0.3), "v5": (0.2, 0.05)}
-_UNKNOWN_THRESHOLDS = (0.5, 0.25)
+_UNKNOWN_THRESHOLDS = catalogue.UNKNOWN_THRESHOLDS
 
 
 def guess_md_version(filename: str) -> str:
     """Canonical MegaDetector version from a file name (md_v4.1.0.pb -> v4.1.0), or 'unknown'."""
-    name = filename.lower()
-    for pattern, version in (
-        (r"v5a", "v5a.0.0"),
-        (r"v5b", "v5b.0.0"),
-        (r"v4\.1|mdv4|md_v4|megadetector_v4", "v4.1.0"),
-        (r"megadetector_v3|mdv3|md_v3", "v3.0.0"),
-        (r"megadetector_v2|mdv2|md_v2", "v2.0.0"),
-    ):
-        if re.search(pattern, name):
-            return version
-    return "unknown"
+    return catalogue.guess_version(filename)
 
 
 def thresholds_for(version: str) -> tuple[float, float]:
-    for prefix, pair in _MD_THRESHOLDS.items():
-        if version.startswith(prefix):
-            return pair
-    return _UNKNOWN_THRESHOLDS
+    """MegaDetector's recommended (typical, conservative) thresholds, from the one catalogue."""
+    return catalogue.thresholds(version)
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -71,14 +58,38 @@ class Backend(abc.ABC):
     def load(self) -> None:
         """Load the model (slow: seconds). Raise ModelLoadError naming the file and the expected signature."""
 
+    def verify_expected_model(self) -> None:
+        """After ``load``: the model is the release the deployment names (SCORING_EXPECTED_MODEL), if any."""
+        name = self.settings.expected_model
+        if not name:
+            return
+        expected = catalogue.release(name)
+        assert expected is not None  # validated with the settings
+        if self.detector_version != expected.version:
+            raise ModelLoadError(
+                f"model file {self.model_path} is MegaDetector {self.detector_version}, but "
+                f"SCORING_EXPECTED_MODEL={name} expects {expected.version} ({expected.filename} exported to "
+                f"{expected.onnx_filename if expected.backend == 'onnx' else expected.filename})"
+            )
+
     def warmup(self) -> None:
         """One inference on a synthetic frame so that the first real request does not pay graph set-up."""
         frame = np.full((480, 640, 3), 127, dtype=np.uint8)
-        self.detect([frame])
+        self.detect([self.prepare_input(frame)])
+
+    def prepare_input(self, image: np.ndarray):
+        """Per-image work that does not need the model (e.g. a letterbox). It runs in the decode threads,
+        in parallel, so that the model thread only runs the model; ``detect`` receives what it returns."""
+        return image
 
     @abc.abstractmethod
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """BGR uint8 images -> detections per image (normalized, mapped, thresholded, sorted by conf)."""
+        """Images (BGR uint8, or what ``prepare_input`` made of them) -> detections per image (normalized,
+        mapped, thresholded, sorted by conf)."""
+
+    def note_for(self, detections: list[Detection], night: bool) -> str | None:
+        """A remark for the person reading an image's answer (e.g. the fallback's limits), or None."""
+        return None
 
     # -- description -------------------------------------------------------------------------------------
     @property

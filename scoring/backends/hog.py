@@ -89,6 +89,19 @@ class HogBackend(Backend):
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
         return [self._detect_one(img) for img in images]
 
+    def note_for(self, detections: list[Detection], night: bool) -> str | None:
+        """Nothing found by the fallback says little: say so, and how to run MegaDetector instead."""
+        if not self.fallback or detections:
+            return None
+        seen = "a night (infrared or dark) photo" if night else "this photo"
+        return (
+            f"The default detector found nothing in {seen}, but it is OpenCV's HOG people detector, not "
+            "MegaDetector: it sees only upright, full-body people in daylight, never animals or vehicles, "
+            "and misses most camera-trap and night photos. Configure MegaDetector: `trapalert model download "
+            "mdv1000-cedar`, `trapalert model export mdv1000-cedar`, then SCORING_MODEL_PATH="
+            "models/md_v1000.0.0-cedar.onnx (docs/scoring.md)."
+        )
+
     def input_description(self) -> dict:
         return {
             "dtype": "uint8",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from tests.infra.conftest import ROOT
 
 DOCKERFILES = [ROOT / "scoring" / "Dockerfile", ROOT / "scoring" / "Dockerfile.cpu"]

@@ -12,11 +12,13 @@ import threading
 
 import pytest
 
+from scoring.catalogue import SERVABLE, release
 from scoring.download import CATALOGUE, ChecksumError, DownloadError, download_model
 from tests.support.scoring_process import REPO_ROOT, free_port
 
 PAYLOAD = os.urandom(300_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 
 class ModelServer(http.server.ThreadingHTTPServer):
@@ -124,7 +126,7 @@ def test_corrupted_resume_is_caught_by_the_checksum(server, tmp_path):
 def test_unpinned_download_records_its_digest_and_verifies_later(server, tmp_path, capsys):
     path = download_model("test-model", tmp_path, server.url, filename="md.pb")
     assert (tmp_path / "md.pb.sha256").read_text().split()[0] == DIGEST
-    assert "no pinned SHA-256" in capsys.readouterr().err
+    assert "no published checksum" in capsys.readouterr().err
     path.write_bytes(b"tampered")
     with pytest.raises(ChecksumError, match="delete it to re-download"):
         download_model("test-model", tmp_path, server.url, filename="md.pb")
@@ -139,13 +141,67 @@ def test_no_network_is_a_clear_error(tmp_path):
 
 
 def test_catalogue_and_unknown_names(tmp_path):
-    assert {"megadetector-v4.1", "megadetector-v5a"} <= set(CATALOGUE)
-    assert CATALOGUE["megadetector-v4.1"].filename == "md_v4.1.0.pb"
-    assert CATALOGUE["megadetector-v4.1"].url.startswith(
-        "https://github.com/agentmorris/MegaDetector/releases/"
-    )
+    assert set(SERVABLE) <= set(CATALOGUE)
+    assert release("megadetector-v4.1") is CATALOGUE["mdv4.1"]  # the earlier names still work
+    assert release("megadetector-v5a") is CATALOGUE["mdv5a"]
+    assert CATALOGUE["mdv4.1"].filename == "md_v4.1.0.pb"
+    for entry in CATALOGUE.values():
+        assert entry.url.startswith("https://github.com/agentmorris/MegaDetector/releases/download/")
+        assert entry.url.endswith("/" + entry.filename)
     with pytest.raises(DownloadError, match="unknown model 'md-v9'"):
         download_model("md-v9", tmp_path)
+
+
+# The MD5 checksums MegaDetector's maintainer publishes (run_detector.py known_models), copied here on
+# purpose: a change to the catalogue's pins must be a deliberate change to this table too.
+PUBLISHED_MD5 = {
+    "md_v5a.0.0.pt": "ec1d7603ec8cf642d6e0cd008ba2be8c",
+    "md_v5b.0.0.pt": "bc235e73f53c5c95e66ea0d1b2cbf542",
+    "md_v5a.0.1.pt": "60f8e7ec1308554df258ed1f4040bc4f",
+    "md_v5b.0.1.pt": "f17ed6fedfac2e403606a08c89984905",
+    "md_v1000.0.0-redwood.pt": "74474b3aec9cf1a990da38b37ddf9197",
+    "md_v1000.0.0-cedar.pt": "3d6472c9b95ba687b59ebe255f7c576b",
+    "md_v1000.0.0-larch.pt": "cab94ebd190c2278e12fb70ffd548b6d",
+    "md_v1000.0.0-sorrel.pt": "4339a2c8af7a381f18ded7ac2a4df03e",
+    "md_v1000.0.0-spruce.pt": "1c9d1d2b3ba54931881471fdd508e6f2",
+}
+
+
+def test_catalogue_pins_the_published_md5_checksums():
+    pinned = {e.filename: e.md5 for e in CATALOGUE.values() if e.md5}
+    assert pinned == PUBLISHED_MD5
+    assert CATALOGUE["mdv4.1"].md5 is None  # none published: trust on first use
+    for name in SERVABLE:
+        entry = CATALOGUE[name]
+        assert entry.md5 and entry.backend == "onnx" and entry.layout in ("yolov5", "yolov8")
+        assert entry.filename.startswith("md_v") and entry.onnx_filename == entry.filename[:-3] + ".onnx"
+
+
+def test_catalogue_sizes_thresholds_and_layouts():
+    size = {n: CATALOGUE[n].image_size for n in SERVABLE}
+    assert size == {"mdv5a": 1280, "mdv5b": 1280, "mdv1000-redwood": 1280, "mdv1000-cedar": 640,
+                    "mdv1000-larch": 640, "mdv1000-sorrel": 960, "mdv1000-spruce": 640}
+    assert {CATALOGUE[n].typical_threshold for n in ("mdv5a", "mdv5b")} == {0.2}
+    assert {CATALOGUE[n].typical_threshold for n in SERVABLE if n.startswith("mdv1000")} == {0.3}
+    assert CATALOGUE["mdv4.1"].typical_threshold == 0.8
+    # YOLOv5-based releases have objectness; YOLOv9/v11 (Ultralytics-style heads) do not
+    assert {n for n in SERVABLE if CATALOGUE[n].layout == "yolov5"} == {
+        "mdv5a", "mdv5b", "mdv1000-redwood", "mdv1000-spruce"}
+
+
+def test_md5_verification_accepts_the_right_file_and_refuses_a_wrong_one(server, tmp_path):
+    path = download_model("test-model", tmp_path, server.url, md5=MD5, filename="md.pb")
+    assert path.read_bytes() == PAYLOAD and not (tmp_path / "md.pb.sha256").exists()
+    with pytest.raises(ChecksumError, match=f"MD5 is {MD5}, expected {'0' * 32}"):
+        download_model("test-model", tmp_path / "b", server.url, md5="0" * 32, filename="md.pb")
+    assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_a_mirror_is_still_checked_against_the_pinned_md5(server, tmp_path):
+    # the loopback "mirror" serves other bytes than the official md_v1000.0.0-spruce.pt
+    with pytest.raises(ChecksumError, match=CATALOGUE["mdv1000-spruce"].md5):
+        download_model("mdv1000-spruce", tmp_path, server.url)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli(server, tmp_path):

@@ -40,6 +40,8 @@ def test_default_service_is_the_hog_fallback_and_answers_in_megadetector_format(
         assert r.status_code == 200
         body = r.json()
         assert body["info"]["format_version"] == "1.4" and body["info"]["detector"] == "opencv-hog-people"
+        note = body["images"][0].pop("note")  # the fallback found nothing: it says what that means
+        assert "only upright, full-body people in daylight" in note and "trapalert model download" in note
         assert body["images"] == [
             {
                 "file": "a.jpg",
