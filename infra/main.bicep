@@ -3,7 +3,7 @@
 // parameters.
 //
 //   az deployment group what-if --resource-group <rg> --template-file infra/main.bicep \
-//     --parameters @infra/parameters/dev.json postgresAdminPassword=... scoringApiKey=... scoringImage=...
+//     --parameters @infra/parameters/dev.json postgresAdminPassword=... scoringApiKey=... scoringImageTag=...
 //
 // Names of queues, containers and the webhook route are those of functions/names.py; tests/infra checks
 // that they stay equal.
@@ -55,8 +55,33 @@ param scoringMinReplicas int
 param scoringMaxReplicas int
 param scoringConcurrentRequests int
 
-@description('Scoring image; the pipeline passes the tag it built. The default is a placeholder.')
-param scoringImage string = 'mcr.microsoft.com/k8se/quickstart:latest'
+@description('Where the detector runs: gpu (serverless GPU profile) or cpu (Consumption profile; parks without GPU budget run mdv1000-cedar or mdv1000-spruce there, docs/scoring.md).')
+@allowed([
+  'gpu'
+  'cpu'
+])
+param scoringCompute string
+
+@description('MegaDetector release baked into the scoring image (scoring/catalogue.py); the pipeline builds one image per compute and model that a parameter file names.')
+@allowed([
+  'mdv5a'
+  'mdv5b'
+  'mdv1000-redwood'
+  'mdv1000-cedar'
+  'mdv1000-larch'
+  'mdv1000-sorrel'
+  'mdv1000-spruce'
+])
+param scoringModel string
+
+@description('Tag of the build (the pipeline passes $(imageTag)); the image is <registry>/<repository>[-cpu]:<tag>-<model>.')
+param scoringImageTag string = ''
+
+@description('Repository of the scoring images in the registry (azure-pipelines.yml imageRepository).')
+param scoringImageRepository string = 'trapalert/scoring'
+
+@description('Full image reference, overriding the one built from scoringImageTag (e.g. a hotfix image).')
+param scoringImage string = ''
 
 param scoringTargetPort int
 
@@ -101,6 +126,8 @@ var queueNames = [
   'send-alert'
   'process-image-poison'
   'send-alert-poison'
+  'process-image-poison-poison'
+  'send-alert-poison-poison'
 ]
 var containerNames = [
   'images'
@@ -211,6 +238,10 @@ module postgres 'modules/postgres.bicep' = {
   }
 }
 
+// The image the pipeline built for this environment's compute and model (azure-pipelines.yml, Build stage).
+var scoringRepository = (scoringCompute == 'cpu') ? '${scoringImageRepository}-cpu' : scoringImageRepository
+var scoringImageRef = empty(scoringImage) ? '${registryName}.azurecr.io/${scoringRepository}:${scoringImageTag}-${scoringModel}' : scoringImage
+
 module scoring 'modules/scoring.bicep' = {
   name: 'scoring'
   params: {
@@ -221,7 +252,9 @@ module scoring 'modules/scoring.bicep' = {
     vnetId: network.outputs.vnetId
     logAnalyticsWorkspaceName: monitoring.outputs.workspaceName
     gpu: scoringGpu
-    image: scoringImage
+    compute: scoringCompute
+    model: scoringModel
+    image: scoringImageRef
     registryServer: '${registryName}.azurecr.io'
     registryName: registryName
     registryResourceGroup: registryResourceGroup
@@ -261,6 +294,7 @@ output functionAppName string = functionApp.outputs.name
 output scoringAppName string = scoring.outputs.appName
 output scoringUrl string = scoring.outputs.url
 output scoringWorkloadProfile string = scoring.outputs.workloadProfileType
+output scoringImageRef string = scoringImageRef
 output keyVaultName string = keyVault.outputs.name
 output storageAccountName string = storage.outputs.name
 output postgresServerName string = postgres.outputs.serverName

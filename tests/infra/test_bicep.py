@@ -6,9 +6,18 @@ import re
 import typing
 
 import pytest
-from tests.infra.conftest import INFRA, bicep_files, body, function_call, parse_bicep, render, resources_of_type, walk
 
 from functions import names
+from tests.infra.conftest import (
+    INFRA,
+    bicep_files,
+    body,
+    function_call,
+    parse_bicep,
+    render,
+    resources_of_type,
+    walk,
+)
 
 # Suffixes of setting names that hold secrets; a setting named like this must be a Key Vault reference.
 SECRET_NAME = re.compile(r"(KEY|TOKEN|PASSWORD|SECRET|CONNECTION_STRING|DATABASE_URL|CREDENTIALS?)$", re.I)
@@ -335,9 +344,16 @@ def test_container_apps_environment_is_internal_with_gpu_profile(module):
     assert profiles["T4"]["workloadProfileType"] == "Consumption-GPU-NC8as-T4"
     assert profiles["A100"]["workloadProfileType"] == "Consumption-GPU-NC24-A100"
     assert scoring["parameters"]["gpu"]["default"] == "T4"
-    declared = [render(p["workloadProfileType"]) for p in props["workloadProfiles"]]
-    assert "profile.workloadProfileType" in declared
-    assert render(var_value(scoring, "profile")) == "gpuProfiles[gpu]"
+    chosen = conditional(var_value(scoring, "profile"))
+    assert chosen == (("compute", "gpu"), "gpuProfiles[gpu]", "cpuProfile")
+    assert conditional(props["workloadProfiles"]) == (("compute", "gpu"), "gpuWorkloadProfiles",
+                                                      "cpuWorkloadProfiles")
+    gpu_declared = [render(p["workloadProfileType"]) for p in var_value(scoring, "gpuWorkloadProfiles")]
+    assert gpu_declared == ["Consumption", "profile.workloadProfileType"]
+    cpu_declared = [render(p["workloadProfileType"]) for p in var_value(scoring, "cpuWorkloadProfiles")]
+    assert cpu_declared == ["Consumption"], "the CPU option needs no GPU profile"
+    cpu = var_value(scoring, "cpuProfile")
+    assert cpu["profileName"] == "Consumption" and (cpu["cpu"], cpu["memory"]) == ("4", "8Gi")
 
 
 def test_scoring_app_ingress_scale_and_secret(module):
@@ -357,3 +373,64 @@ def test_scoring_app_ingress_scale_and_secret(module):
     assert "keyVaultUrl" in secret and "value" not in secret
     env = props["template"]["containers"][0]["env"]
     assert {"name": "SCORING_API_KEY", "secretRef": secret["name"]} in env
+
+
+def conditional(node):
+    """((left, right) of the == condition, true value, false value) of a parsed `(a == b) ? x : y`."""
+    ops = node["operator"]["operands"]
+    cond = ops["condition"]["operator"]
+    assert cond["type"] == "equals"
+    return (cond["operands"]["operand_1"], cond["operands"]["operand_2"]), render(ops["true_value"]), render(
+        ops["false_value"])
+
+
+def test_scoring_model_and_compute_are_chosen_per_environment(main_bicep, parameters):
+    from scoring.catalogue import CATALOGUE, SERVABLE
+
+    declared = main_bicep["parameters"]
+    allowed = next(d["argument"] for d in declared["scoringModel"]["decorators"] if d["type"] == "allowed")
+    assert allowed == list(SERVABLE), "the Bicep offers exactly the releases the images can bake"
+    compute = next(d["argument"] for d in declared["scoringCompute"]["decorators"] if d["type"] == "allowed")
+    assert compute == ["gpu", "cpu"]
+    for env in ("dev", "prod", "azd"):
+        assert parameters[env]["scoringModel"] in CATALOGUE
+        assert parameters[env]["scoringCompute"] in ("gpu", "cpu")
+    # dev deploys the very image prod will run
+    assert (parameters["dev"]["scoringModel"], parameters["dev"]["scoringCompute"]) == (
+        parameters["prod"]["scoringModel"], parameters["prod"]["scoringCompute"])
+    params = main_bicep["modules"]["scoring"]["config"]["params"]
+    assert (params["compute"], params["model"], params["image"]) == ("scoringCompute", "scoringModel",
+                                                                      "scoringImageRef")
+
+
+def test_scoring_image_reference_is_the_one_the_pipeline_pushes(main_bicep):
+    import yaml
+
+    variables = yaml.safe_load((INFRA.parent / "azure-pipelines.yml").read_text())["variables"]
+    assert main_bicep["parameters"]["scoringImageRepository"]["default"] == variables["imageRepository"]
+    assert conditional(var_value(main_bicep, "scoringRepository")) == (
+        ("scoringCompute", "cpu"), "${scoringImageRepository}-cpu", "scoringImageRepository")
+    ref = var_value(main_bicep, "scoringImageRef")["operator"]["operands"]
+    assert render(ref["condition"]) == "empty(scoringImage)" and ref["false_value"] == "scoringImage"
+    composed = "${registryName}.azurecr.io/${scoringRepository}:${scoringImageTag}-${scoringModel}"
+    assert ref["true_value"] == composed
+    # the pipeline's registryLogin is <registryName>.azurecr.io of the parameter files
+    assert variables["registryLogin"] == f"{variables['registryName']}.azurecr.io"
+
+
+def test_scoring_revision_is_ready_only_with_its_model_loaded(module):
+    scoring = module("scoring")
+    (app,) = resources_of_type(scoring, "Microsoft.App/containerApps").values()
+    container = app["config"]["properties"]["template"]["containers"][0]
+    probes = {p["type"]: p for p in container["probes"]}
+    assert set(probes) == {"Startup", "Liveness", "Readiness"}
+    assert probes["Startup"]["httpGet"]["path"] == "readyPath" == probes["Readiness"]["httpGet"]["path"]
+    assert probes["Liveness"]["httpGet"]["path"] == "healthPath"
+    assert scoring["parameters"]["readyPath"]["default"] == "/readyz"
+    assert scoring["parameters"]["healthPath"]["default"] == "/healthz"
+    assert conditional(var_value(scoring, "startupFailureThreshold")) == (("compute", "gpu"), 30, 18)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SCORING_EXPECTED_MODEL"] == "model", "the replica refuses an image with another model"
+    assert conditional(env["SCORING_MAX_BATCH"]) == (("compute", "gpu"), "8", "1")
+    assert "SCORING_MODEL_PATH" not in env, "the image's own SCORING_MODEL_PATH (baked model) is used"
+    assert not [v for v in walk(app["config"]) if isinstance(v, dict) and "volumeMounts" in v]
