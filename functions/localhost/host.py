@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..adapters.storage import Storage
+from ..settings import SettingsError
 from .hostconfig import QueueSettings, load_host_json
 
 log = logging.getLogger("trapalert.host")
@@ -490,7 +491,14 @@ def build_host(script_root: Path, *, lease_s: float | None = None, host_json_pat
     host_json = load_host_json(host_json_path or script_root / "host.json")
     conn = os.environ.get("AzureWebJobsStorage")
     storage = Storage(connection_string=conn) if conn else None
-    app = load_app(script_root)
+    # As `func start` does, the worker knows it runs in a Functions host: function_app.py then checks its
+    # settings when it is loaded (functions/bootstrap.py check_settings_on_start), and a missing, malformed or
+    # unresolved setting stops this start with its name instead of failing every request.
+    os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
+    try:
+        app = load_app(script_root)
+    except SettingsError as exc:
+        raise HostStartupError(str(exc)) from None
     return LocalHost(app, host_json, storage=storage,
                      function_key=os.environ.get(FUNCTION_KEY_SETTING),
                      master_key=os.environ.get(MASTER_KEY_SETTING),

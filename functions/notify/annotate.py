@@ -2,25 +2,29 @@
 
 ``annotate(jpeg_bytes, detections) -> jpeg_bytes``. Detections are MegaDetector-style (``category``,
 ``conf``, ``bbox`` = [x_min, y_min, width, height] normalized, origin top-left), as dicts or objects with
-those attributes. Greyscale (infrared night) photos are drawn on in colour. EXIF orientation is applied
-by OpenCV's decoder, so the boxes land where the detector saw the animal or person.
+those attributes. Greyscale (infrared night) photos are drawn on in colour. The EXIF orientation is applied
+before drawing, so the boxes land where the detector saw the animal or person.
+
+Drawn with Pillow (already a runtime dependency): the Function app does not carry OpenCV and NumPy (about
+235 MB installed) for a few rectangles; the scoring service keeps OpenCV (scoring/requirements.txt).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
-import cv2
-import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-# BGR colours per category: person red, vehicle orange, animal green; anything else yellow.
+# RGB colours per category: person red, vehicle orange, animal green; anything else yellow.
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "person": (40, 40, 230),
-    "vehicle": (0, 140, 255),
+    "person": (230, 40, 40),
+    "vehicle": (255, 140, 0),
     "animal": (60, 200, 60),
 }
-DEFAULT_COLOUR = (0, 220, 255)
+DEFAULT_COLOUR = (255, 220, 0)
 CATEGORY_NAMES = {"1": "animal", "2": "person", "3": "vehicle"}
 
 
@@ -32,13 +36,30 @@ def _field(d: Any, name: str) -> Any:
     return d[name] if isinstance(d, dict) else getattr(d, name)
 
 
-def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = max_side / max(h, w)
+def _decode(jpeg: bytes) -> Image.Image:
+    if not jpeg:
+        raise AnnotateError("not a decodable image")
+    try:
+        with Image.open(io.BytesIO(jpeg)) as src:
+            src.load()
+            image = ImageOps.exif_transpose(src)  # as the camera held it
+            return image.convert("RGB")  # greyscale (infrared) and palette images -> 3 channels
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise AnnotateError(f"not a decodable image ({exc})") from None
+
+
+def _fit(image: Image.Image, max_side: int) -> Image.Image:
+    w, h = image.size
+    scale = max_side / max(w, h)
     if scale >= 1:
         return image
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image.resize(size, Image.Resampling.BOX)  # area averaging, as OpenCV's INTER_AREA
+
+
+@lru_cache(maxsize=16)
+def _font(size_px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size_px)  # Pillow's bundled scalable font (FreeType)
 
 
 def annotate(
@@ -51,18 +72,13 @@ def annotate(
     label_names: dict[str, str] | None = None,
 ) -> bytes:
     """Draw the detections on the photo and return a JPEG no larger than ``max_side`` px on its long side."""
-    data = np.frombuffer(jpeg, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # greyscale -> 3 channels
-    if image is None:
-        raise AnnotateError("not a decodable image")
-    image = _fit(image, max_side)
-    h, w = image.shape[:2]
+    image = _fit(_decode(jpeg), max_side)
+    w, h = image.size
     long_side = max(h, w)
     thickness = max(2, round(long_side / 400))
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    font_scale = max(0.5, long_side / 1600)
-    font_thickness = max(1, thickness - 1)
+    font = _font(max(12, round(long_side / 50)))
     names = {**CATEGORY_NAMES, **(label_names or {})}
+    draw = ImageDraw.Draw(image)
 
     for det in sorted(detections, key=lambda d: float(_field(d, "conf"))):  # most confident drawn last
         conf = float(_field(det, "conf"))
@@ -77,29 +93,20 @@ def annotate(
         x1, y1 = min(x1, w - 1), min(y1, h - 1)
         x2, y2 = max(x1 + 1, min(x2, w - 1)), max(y1 + 1, min(y2, h - 1))
         colour = COLOURS.get(category, DEFAULT_COLOUR)
-        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
+        # the outline straddles the box's edge, as OpenCV draws a thick rectangle
+        half = thickness // 2
+        draw.rectangle((x1 - half, y1 - half, x2 + half, y2 + half), outline=colour, width=thickness)
 
         label = f"{category} {conf:.0%}"
-        (tw, th), baseline = cv2.getTextSize(label, font, font_scale, font_thickness)
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        tw, th = right - left, bottom - top
         pad = max(2, thickness)
         # label above the box, or inside it when the box touches the top edge
-        ty = y1 - pad if y1 - th - baseline - 2 * pad >= 0 else min(h - 1, y1 + th + baseline + pad)
+        ty = y1 - pad if y1 - th - 3 * pad >= 0 else min(h - 1, y1 + th + 2 * pad)  # ty: the label's bottom
         tx = min(x1, max(0, w - tw - 2 * pad))
-        cv2.rectangle(
-            image, (tx, ty - th - baseline - pad), (tx + tw + 2 * pad, ty + pad), colour, cv2.FILLED
-        )
-        cv2.putText(
-            image,
-            label,
-            (tx + pad, ty - baseline // 2),
-            font,
-            font_scale,
-            (255, 255, 255),
-            font_thickness,
-            cv2.LINE_AA,
-        )
+        draw.rectangle((tx, ty - th - 2 * pad, tx + tw + 2 * pad, ty), fill=colour)
+        draw.text((tx + pad - left, ty - th - pad - top), label, font=font, fill=(255, 255, 255))
 
-    ok, out = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:  # pragma: no cover - encoding a valid BGR image does not fail
-        raise AnnotateError("JPEG encoding failed")
-    return out.tobytes()
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=int(quality))
+    return out.getvalue()

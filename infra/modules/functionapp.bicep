@@ -168,11 +168,18 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }
 
 // Settings without secrets. Names are those of functions/settings.py.
+// Telemetry: host.json sets "telemetryMode": "OpenTelemetry", so the host and the Python worker
+// (configure_azure_monitor in functions/telemetry.py) export one OpenTelemetry stream;
+// PYTHON_ENABLE_OPENTELEMETRY lets the worker continue the host's trace context.
+// APPLICATIONINSIGHTS_AUTHENTICATION_STRING makes both ingest with the app's system-assigned identity
+// (Entra; the Monitoring Metrics Publisher role below) rather than the instrumentation key alone.
 var plainSettings = {
   AzureWebJobsStorage__accountName: storage.name
   SCORING_URL: scoringUrl
   PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
   TRAPALERT_LOG_FORMAT: 'json'
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
 // Settings with secrets: Key Vault references only.

@@ -1,5 +1,6 @@
 // Log Analytics workspace + workspace-based Application Insights.
-// The connection string goes to Key Vault (keyvault-secret module, called from main.bicep), never into an
+// Ingestion is Entra-authenticated only (DisableLocalAuth): the connection string locates the resource, the
+// app's identity authorizes what it sends. The connection string goes to Key Vault (keyvault-secret module, called from main.bicep), never into an
 // app setting as a plain value.
 
 param location string
@@ -9,6 +10,9 @@ param name string
 param retentionDays int = 30
 
 param tags object = {}
+
+@description('Refuse telemetry sent with the instrumentation key alone: the Function app (host and worker) ingests with its managed identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING, Monitoring Metrics Publisher role).')
+param localAuthDisabled bool = true
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-${name}'
@@ -31,6 +35,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
     Application_Type: 'web'
     WorkspaceResourceId: workspace.id
     IngestionMode: 'LogAnalytics'
+    DisableLocalAuth: localAuthDisabled
   }
 }
 

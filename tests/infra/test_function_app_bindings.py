@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 import pytest
-from tests.infra.conftest import INFRA, ROOT, parse_bicep
 
 from functions import names
+from tests.infra.conftest import INFRA, ROOT, parse_bicep
 
 PROBE = r"""
 import json, sys

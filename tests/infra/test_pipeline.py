@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 
+import pytest
 import yaml
+
 from tests.infra.conftest import INFRA, ROOT
 
 PIPELINE = ROOT / "azure-pipelines.yml"
@@ -62,14 +67,61 @@ def test_validate_runs_lint_typecheck_make_test_and_publishes_junit():
 def test_build_packages_function_app_with_dependencies_and_both_images():
     jobs = {j["job"]: j for j in stages()["Build"]["jobs"]}
     text = "\n".join(scripts(jobs["FunctionApp"]["steps"]))
-    assert ".python_packages/lib/site-packages" in text and "-r requirements.txt" in text
+    assert ".python_packages/lib/site-packages" in text
+    # the compiled lock, hashes checked (tests/infra/test_lock.py); the files: the checkout minus .funcignore
+    assert "-r requirements.lock" in text and "--require-hashes" in text and "-r requirements.txt" not in text
+    assert "core.excludesFile=.funcignore" in text
     assert any(st.get("task") == "ArchiveFiles@2" for st in jobs["FunctionApp"]["steps"])
-    dockerfiles = {
-        st["inputs"]["Dockerfile"]
-        for st in jobs["ScoringImages"]["steps"]
-        if st.get("task") == "Docker@2" and st["inputs"]["command"] == "buildAndPush"
-    }
-    assert dockerfiles == {"scoring/Dockerfile", "scoring/Dockerfile.cpu"}
+
+
+def test_build_scoring_images_with_their_model():
+    jobs = {j["job"]: j for j in stages()["Build"]["jobs"]}
+    images = "\n".join(scripts(jobs["ScoringImages"]["steps"]))
+    assert "scoring/Dockerfile;" in images and "scoring/Dockerfile.cpu;" in images
+    assert '--build-arg SCORING_MODEL="$model"' in images and 'docker push "$ref"' in images
+    (login,) = [st for st in jobs["ScoringImages"]["steps"] if st.get("task") == "Docker@2"]
+    assert login["inputs"]["command"] == "login"
+
+
+def test_scoring_images_are_the_ones_the_parameter_files_name(tmp_path):
+    """Run the Build stage's image script with a stand-in `docker` that records its arguments."""
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed (the pipeline's agents have it)")
+    jobs = {j["job"]: j for j in stages()["Build"]["jobs"]}
+    (script,) = scripts(jobs["ScoringImages"]["steps"])
+    variables = load(PIPELINE)["variables"]
+    for name in ("imageRepository", "registryLogin"):
+        script = script.replace(f"$({name})", variables[name])
+    script = script.replace("$(imageTag)", "abc123")
+    log = tmp_path / "docker.log"
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin"}
+    subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
+    calls = log.read_text().splitlines()
+    wanted = set()
+    for env_name in ("dev", "prod"):
+        params = json.loads((INFRA / "parameters" / f"{env_name}.json").read_text())["parameters"]
+        compute, model = params["scoringCompute"]["value"], params["scoringModel"]["value"]
+        repo = variables["imageRepository"] + ("-cpu" if compute == "cpu" else "")
+        dockerfile = "scoring/Dockerfile" if compute == "gpu" else "scoring/Dockerfile.cpu"
+        ref = f"{variables['registryLogin']}/{repo}:abc123-{model}"
+        wanted.add(ref)
+        assert f"build --build-arg SCORING_MODEL={model} -f {dockerfile} -t {ref} ." in calls
+        assert f"push {ref}" in calls
+    assert len([c for c in calls if c.startswith("push ")]) == len(wanted), "one image per compute and model"
+
+
+def test_deploy_passes_the_tag_and_repository_the_build_used():
+    steps = load(INFRA / "pipelines" / "deploy-steps.yml")["steps"]
+    texts = [st.get("inputs", {}).get("inlineScript", "") for st in steps]
+    deploys = [t for t in texts if "deployment group" in t]
+    assert len(deploys) == 2
+    for text in deploys:
+        assert 'scoringImageTag="$(imageTag)"' in text
+        assert 'scoringImageRepository="$(imageRepository)"' in text
 
 
 def test_deploy_stages_use_environments_and_the_shared_steps():
