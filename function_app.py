@@ -13,7 +13,7 @@ import azure.functions as func
 
 from functions import names
 from functions.bootstrap import Services, check_settings_on_start
-from functions.handlers import camera_health, poison, process_email, process_image, send_alert
+from functions.handlers import camera_health, poison, process_email, process_image, send_alert, sweeper
 from functions.messages import ProcessImage, SendAlert
 from functions.middleware import chain
 from functions.ops import api as ops_api
@@ -22,6 +22,7 @@ from functions.ops.notify import flush_digest
 STORAGE = "AzureWebJobsStorage"
 PROCESS_IMAGE_POISON = names.poison_queue(names.PROCESS_IMAGE_QUEUE)
 SEND_ALERT_POISON = names.poison_queue(names.SEND_ALERT_QUEUE)
+PROCESS_IMAGE_POISON_POISON, SEND_ALERT_POISON_POISON = names.POISON_POISON_QUEUES
 
 check_settings_on_start()  # inside a Functions host, a missing or malformed setting stops the start
 
@@ -62,6 +63,29 @@ def process_image_poison(msg: func.QueueMessage, svc: Services) -> int | None:
 @chain.poison_monitor(SEND_ALERT_POISON)
 def send_alert_poison(msg: func.QueueMessage, svc: Services) -> int | None:
     return poison.record(SEND_ALERT_POISON, msg, svc)
+
+
+# What the host moves when a monitor itself failed 5 times (it re-enqueues itself while the database is
+# down, so this should stay empty): recorded like any poisoned message, so nothing sits unread.
+@app.function_name("process-image-poison-poison")
+@app.queue_trigger(arg_name="msg", queue_name=PROCESS_IMAGE_POISON_POISON, connection=STORAGE)
+@chain.poison_monitor(PROCESS_IMAGE_POISON_POISON)
+def process_image_poison_poison(msg: func.QueueMessage, svc: Services) -> int | None:
+    return poison.record(PROCESS_IMAGE_POISON_POISON, msg, svc)
+
+
+@app.function_name("send-alert-poison-poison")
+@app.queue_trigger(arg_name="msg", queue_name=SEND_ALERT_POISON_POISON, connection=STORAGE)
+@chain.poison_monitor(SEND_ALERT_POISON_POISON)
+def send_alert_poison_poison(msg: func.QueueMessage, svc: Services) -> int | None:
+    return poison.record(SEND_ALERT_POISON_POISON, msg, svc)
+
+
+@app.function_name("sweeper")
+@app.timer_trigger(schedule="15 * * * * *", arg_name="timer", run_on_startup=False)
+@chain.timer()
+def sweeper_timer(timer: func.TimerRequest, svc: Services) -> None:
+    sweeper.handle(timer, svc)
 
 
 @app.function_name("camera-health")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +23,13 @@ class QueueMessageModel(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     correlation_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    # Retries (functions/middleware/retry.py): how many attempts failed before this copy was put on the
+    # queue, and when the first attempt began (the retry horizon counts from it).
+    attempt: int = Field(0, ge=0, le=10_000)
+    first_attempt_at: datetime | None = None
+    # W3C traceparent of the span that produced the message (functions/telemetry.py): one trace from the
+    # webhook through both queues to each channel delivery.
+    traceparent: str | None = Field(None, max_length=128)
 
 
 class ProcessImage(QueueMessageModel):
@@ -60,4 +68,5 @@ def parse_message(model: type[M], body: bytes | str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidMessage(f"{model.__name__}: {exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}") from None
+        first = exc.errors()[0]
+        raise InvalidMessage(f"{model.__name__}: {first.get('loc')} {first.get('msg')}") from None

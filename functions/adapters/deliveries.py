@@ -20,7 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from ..db import Database
+from ..messages import SendAlert
+from ..names import SEND_ALERT_QUEUE
 from ..statuses import DeliveryStatus
+from .outbox import Outbox, OutboxMessage
 
 
 class DeliveryBusy(RuntimeError):
@@ -141,18 +144,42 @@ class DeliveryRepository:
 
     # -- outcomes (each also releases the claim) ------------------------------------------------
     def record_delivered(
-        self, claim: Claim, version: int, external_id: str | None, state: dict[str, Any]
+        self,
+        claim: Claim,
+        version: int,
+        external_id: str | None,
+        state: dict[str, Any],
+        *,
+        force: bool = False,
     ) -> bool:
-        """Record a successful delivery of alert ``version``; False if the claim had been lost."""
-        n = self.db.execute(
-            """UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
-                      external_id = %s, state = %s::jsonb,
-                      delivered_version = GREATEST(delivered_version, %s), delivered_at = now(),
-                      updated_at = now(), claim_token = NULL, claimed_until = NULL
-               WHERE id = %s AND claim_token = %s""",
-            (external_id, json.dumps(state), version, claim.delivery_id, claim.token),
+        """Record a successful delivery of alert ``version``; False if the claim had been lost (``force``:
+        record it all the same, never lowering what another worker recorded). A channel that was failing
+        permanently is cleared by its first success."""
+        row = self.db.fetchone(
+            """WITH ok AS (
+                   UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL,
+                          permanent = false, fix = NULL, external_id = %(ext)s, state = %(state)s::jsonb,
+                          delivered_version = GREATEST(delivered_version, %(v)s), delivered_at = now(),
+                          updated_at = now(),
+                          claim_token = CASE WHEN claim_token = %(token)s THEN NULL ELSE claim_token END,
+                          claimed_until = CASE WHEN claim_token = %(token)s THEN NULL ELSE claimed_until END
+                   WHERE id = %(id)s
+                     AND (claim_token = %(token)s OR (%(force)s AND delivered_version < %(v)s))
+                   RETURNING channel_id),
+               cleared AS (
+                   UPDATE channel_failures f SET status = 'cleared', cleared_at = now()
+                   FROM ok WHERE f.channel_id = ok.channel_id AND f.status = 'raised')
+               SELECT count(*) AS n FROM ok""",
+            {
+                "ext": external_id,
+                "state": json.dumps(state),
+                "v": version,
+                "token": claim.token,
+                "id": claim.delivery_id,
+                "force": force,
+            },
         )
-        return n == 1
+        return bool(row and row["n"] == 1)
 
     def record_failed(
         self, claim: Claim, error: str, *, external_id: str | None = None, state: dict[str, Any] | None = None
@@ -174,6 +201,118 @@ class DeliveryRepository:
             ),
         )
         return n == 1
+
+    def record_permanent(
+        self,
+        claim: Claim,
+        error: str,
+        fix: str,
+        *,
+        external_id: str | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> bool:
+        """A permanent failure of this delivery (it waits for an operator): recorded with what to fix."""
+        n = self.db.execute(
+            """UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = %s,
+                      permanent = true, fix = %s, failed_at = now(),
+                      external_id = COALESCE(%s, external_id), state = COALESCE(%s::jsonb, state),
+                      updated_at = now(), claim_token = NULL, claimed_until = NULL
+               WHERE id = %s AND claim_token = %s""",
+            (
+                error[:2000],
+                fix[:1000],
+                external_id,
+                None if state is None else json.dumps(state),
+                claim.delivery_id,
+                claim.token,
+            ),
+        )
+        return n == 1
+
+    # -- channels failing permanently (one row per channel; raise notifies ops once) --------------
+    def raise_channel_failure(self, channel_id: int, error: str, fix: str) -> bool:
+        """True when this call raised the channel's failure (it was not raised already): notify ops."""
+        row = self.db.fetchone(
+            """INSERT INTO channel_failures (channel_id, status, error, fix) VALUES (%s, 'raised', %s, %s)
+               ON CONFLICT (channel_id) DO UPDATE SET status = 'raised', error = EXCLUDED.error,
+                   fix = EXCLUDED.fix, raised_at = now(), cleared_at = NULL, notified_at = NULL
+               WHERE channel_failures.status = 'cleared'
+               RETURNING channel_id""",
+            (channel_id, error[:2000], fix[:1000]),
+        )
+        return row is not None
+
+    def mark_notified(self, channel_id: int) -> None:
+        self.db.execute(
+            "UPDATE channel_failures SET notified_at = now() WHERE channel_id = %s", (channel_id,)
+        )
+
+    def clear_channel_failure(self, channel_id: int) -> bool:
+        return (
+            self.db.execute(
+                "UPDATE channel_failures SET status = 'cleared', cleared_at = now() "
+                "WHERE channel_id = %s AND status = 'raised'",
+                (channel_id,),
+            )
+            > 0
+        )
+
+    def permanent_failures(
+        self, park_slug: str | None = None, channel: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Deliveries waiting for an operator, newest first."""
+        return self.db.fetchall(
+            """SELECT d.id, d.alert_id, a.version, d.delivered_version, ch.id AS channel_id,
+                      ch.name AS channel, ch.kind, p.slug AS park, d.last_error AS error, d.fix, d.failed_at
+               FROM deliveries d JOIN channels ch ON ch.id = d.channel_id JOIN alerts a ON a.id = d.alert_id
+               JOIN parks p ON p.id = ch.park_id
+               WHERE d.permanent AND (%(park)s::text IS NULL OR p.slug = %(park)s)
+                 AND (%(channel)s::text IS NULL OR ch.name = %(channel)s)
+               ORDER BY d.failed_at DESC, d.id DESC LIMIT %(limit)s""",
+            {"park": park_slug, "channel": channel, "limit": limit},
+        )
+
+    def redeliver(
+        self, park_slug: str | None, channel: str | None, alert_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """In one transaction: every permanently failed delivery that matches goes back to ``pending``, a
+        SendAlert of its alert's current version is written to the outbox (scope ``redeliver``; flush it
+        after), and the channels' failures are cleared. Returns the deliveries re-sent."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                """SELECT d.id, d.alert_id, d.channel_id, a.version, a.correlation_id, ch.name AS channel
+                   FROM deliveries d JOIN channels ch ON ch.id = d.channel_id
+                   JOIN alerts a ON a.id = d.alert_id JOIN parks p ON p.id = ch.park_id
+                   WHERE d.permanent AND (%(park)s::text IS NULL OR p.slug = %(park)s)
+                     AND (%(channel)s::text IS NULL OR ch.name = %(channel)s)
+                     AND (%(alert)s::bigint IS NULL OR d.alert_id = %(alert)s)
+                   ORDER BY d.alert_id FOR UPDATE OF d""",
+                {"park": park_slug, "channel": channel, "alert": alert_id},
+            )
+            rows = [dict(r) for r in cur.fetchall()]
+            for r in rows:
+                cur.execute(
+                    "UPDATE deliveries SET permanent = false, status = 'pending', updated_at = now() "
+                    "WHERE id = %s RETURNING extract(epoch FROM updated_at)::bigint AS at",
+                    (r["id"],),
+                )
+                at = cur.fetchone()["at"]
+                message = SendAlert(
+                    alert_id=r["alert_id"],
+                    version=r["version"],
+                    reason="update",
+                    correlation_id=r["correlation_id"] or uuid.uuid4(),
+                )
+                Outbox.add(
+                    cur, OutboxMessage(SEND_ALERT_QUEUE, message, f"redeliver:{r['id']}:{at}", "redeliver")
+                )
+            for channel_id in {r["channel_id"] for r in rows}:
+                cur.execute(
+                    "UPDATE channel_failures SET status = 'cleared', cleared_at = now() "
+                    "WHERE channel_id = %s AND status = 'raised'",
+                    (channel_id,),
+                )
+        return rows
 
     def deliveries_of(self, alert_id: int) -> list[dict[str, Any]]:
         return self.db.fetchall(

@@ -20,6 +20,7 @@ path: ``email:<id>``, ``camera:<id>``, ``camera-health``, ``poison:<record id>``
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ class OutboxMessage:
     message: BaseModel | dict[str, Any] | str  # a str (a replayed body, as received) is sent verbatim
     key: str
     scope: str
+    delay_s: float = 0.0  # visible on the queue this long after it is put there (a retry's backoff)
 
 
 class Outbox:
@@ -52,10 +54,22 @@ class Outbox:
     def add(cur, item: OutboxMessage) -> bool:
         """Write ``item`` in the caller's transaction; False when a message with its key exists already."""
         body = item.message.model_dump(mode="json") if isinstance(item.message, BaseModel) else item.message
+        if isinstance(body, dict) and "correlation_id" in body and not body.get("traceparent"):
+            from ..telemetry import current_traceparent
+
+            body = body | {"traceparent": current_traceparent()}
         cur.execute(
-            "INSERT INTO outbox (queue, body, key, scope, correlation_id) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT (key) DO NOTHING RETURNING id",
-            (item.queue, Json(body), item.key, item.scope, _correlation_id(body)),
+            "INSERT INTO outbox (queue, body, key, scope, correlation_id, delay_s, subject) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING RETURNING id",
+            (
+                item.queue,
+                Json(body),
+                item.key,
+                item.scope,
+                _correlation_id(body),
+                math.ceil(item.delay_s),
+                _subject(body),
+            ),
         )
         return cur.fetchone() is not None
 
@@ -75,14 +89,16 @@ class Outbox:
         try:
             with self.db.transaction() as cur:
                 cur.execute(
-                    "SELECT id, queue, body, key FROM outbox WHERE id = %s AND sent_at IS NULL "
+                    "SELECT id, queue, body, key, delay_s FROM outbox WHERE id = %s AND sent_at IS NULL "
                     "FOR UPDATE SKIP LOCKED",
                     (outbox_id,),
                 )
                 row = cur.fetchone()
                 if row is None:  # sent already, or being sent by another flusher right now
                     return False
-                message_id = self.storage.enqueue(row["queue"], _json_text(row["body"]))
+                message_id = self.storage.enqueue(
+                    row["queue"], _json_text(row["body"]), visibility_timeout=row["delay_s"] or None
+                )
                 cur.execute(
                     "UPDATE outbox SET sent_at = now(), message_id = %s, attempts = attempts + 1, "
                     "last_error = NULL WHERE id = %s",
@@ -103,6 +119,32 @@ class Outbox:
             )
         except Exception as db_exc:  # noqa: BLE001 - the original error is the one to raise
             log.warning("could not record the flush error of outbox %s: %s", outbox_id, db_exc)
+
+    def send_later(self, item: OutboxMessage) -> str:
+        """Put one message on its queue, visible after ``item.delay_s``: written to the outbox and flushed
+        (``"outbox"``), or, when the database is unreachable (a failover), straight onto the queue
+        (``"direct"``: the message carries its own state and every handler is idempotent). Once the outbox
+        row is committed the message is safe even if this flush fails (a later flush or the sweeper sends
+        it). Raises only when neither the database nor the queue took it."""
+        from ..db import DatabaseUnavailable
+
+        try:
+            with self.db.transaction() as cur:
+                self.add(cur, item)
+        except DatabaseUnavailable as exc:
+            log.warning("outbox unreachable (%s): %s goes straight to %s", exc, item.key, item.queue)
+            body = item.message.model_dump_json() if isinstance(item.message, BaseModel) else item.message
+            self.storage.enqueue(
+                item.queue,
+                body if isinstance(body, str) else _json_text(body),
+                visibility_timeout=int(item.delay_s) or None,
+            )
+            return "direct"
+        try:
+            self.flush(item.scope)
+        except Exception as exc:  # noqa: BLE001 - committed: a later flush or the sweeper sends it
+            log.warning("outbox %s committed, flush failed (the sweeper sends it): %s", item.key, exc)
+        return "outbox"
 
     # -- reading (ops, tests) ----------------------------------------------------------------------
     def pending(self, scope: str | None = None) -> list[dict[str, Any]]:
@@ -140,3 +182,13 @@ def _correlation_id(body: Any) -> str | None:
         return str(uuid.UUID(str(body["correlation_id"])))
     except (TypeError, KeyError, ValueError, AttributeError):
         return None
+
+
+def _subject(body: Any) -> str | None:
+    """What a message is about (``image:<id>``, ``alert:<id>``), for the sweeper."""
+    if isinstance(body, dict):
+        if "image_id" in body:
+            return f"image:{body['image_id']}"
+        if "alert_id" in body:
+            return f"alert:{body['alert_id']}"
+    return None

@@ -95,7 +95,8 @@ class PoisonRepository:
             INSERT INTO poison_records (queue, message_id, body, dequeue_count, inserted_at, last_error,
                                         correlation_id)
             VALUES (%(source)s, %(mid)s, %(body)s,
-                    coalesce((SELECT max(dequeue_count) FROM failures), %(dc)s), %(ins)s,
+                    -- attempts: the host's redeliveries, or the retries the middleware scheduled
+                    coalesce((SELECT greatest(max(dequeue_count), count(*)) FROM failures), %(dc)s), %(ins)s,
                     coalesce((SELECT error FROM last_error),
                              CASE WHEN %(cid)s::uuid IS NULL
                                   THEN 'no failure recorded: the message did not parse; see the host logs'

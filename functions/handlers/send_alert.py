@@ -56,6 +56,8 @@ from azure.core.exceptions import AzureError
 
 from .. import names
 from ..adapters.deliveries import Claim, DeliveryBusy, DeliveryRepository
+from ..db import DatabaseUnavailable
+from ..domain.delivery import fix_for
 from ..messages import SendAlert
 from ..notify import (
     AlertNotice,
@@ -97,6 +99,8 @@ class ChannelsFailed(RuntimeError):
 
     def __init__(self, alert_id: int, version: int, failures: list[ChannelOutcome]):
         self.failures = failures
+        # the longest wait a throttled channel asked for: the retry is not sooner (middleware/retry.py)
+        self.retry_after = max((f.retry_after for f in failures if f.retry_after), default=None)
         parts = [f"channel {f.channel_name!r} ({f.kind}, id {f.channel_id}): {f.error}" for f in failures]
         super().__init__(f"alert {alert_id} v{version} not delivered to " + "; ".join(parts))
 
@@ -112,6 +116,7 @@ class ChannelOutcome:
     outcome: DeliveryOutcome
     error: str | None = None
     external_id: str | None = None
+    retry_after: float | None = None
 
 
 # ------------------------------------------------------------------------------------------ the handler
@@ -194,9 +199,12 @@ def deliver_to_channel(
     channel = Channel.from_row(row)
 
     def outcome(
-        kind: DeliveryOutcome, error: str | None = None, external_id: str | None = None
+        kind: DeliveryOutcome,
+        error: str | None = None,
+        external_id: str | None = None,
+        retry_after: float | None = None,
     ) -> ChannelOutcome:
-        return ChannelOutcome(channel.id, channel.name, channel.kind, kind, error, external_id)
+        return ChannelOutcome(channel.id, channel.name, channel.kind, kind, error, external_id, retry_after)
 
     try:
         claim = repo.claim(msg.alert_id, channel.id, lease_s=CLAIM_LEASE_S, wait_s=CLAIM_WAIT_S)
@@ -208,8 +216,10 @@ def deliver_to_channel(
         metrics.delivery(channel.kind, "skipped")
         return outcome("skipped", external_id=claim.external_id)
     started = time.perf_counter()
-    with _renewed(repo, claim):
-        done = _deliver_claimed(repo, claim, channel, notice, version, msg, secrets, outcome)
+    with _renewed(repo, claim) as lost:
+        if lost.is_set():
+            return outcome("transient", "the claim was lost before sending")
+        done = _deliver_claimed(repo, claim, channel, notice, version, msg, secrets, outcome, lost)
     metrics.delivery(channel.kind, _METRIC_STATUS[done.outcome], time.perf_counter() - started)
     return done
 
@@ -225,23 +235,29 @@ _METRIC_STATUS: dict[DeliveryOutcome, str] = {
 @contextmanager
 def _renewed(repo: DeliveryRepository, claim: Claim):
     """Keep ``claim`` held (renewing its lease every CLAIM_RENEW_S) for the duration of the block."""
-    done = threading.Event()
+    done, lost = threading.Event(), threading.Event()
 
     def renew() -> None:
         while not done.wait(CLAIM_RENEW_S):
             try:
-                repo.renew(claim, CLAIM_LEASE_S)
+                if not repo.renew(claim, CLAIM_LEASE_S):
+                    # another worker holds it now: send nothing more; what was sent is still recorded
+                    log.error("delivery %s: the claim was lost while sending", claim.delivery_id)
+                    lost.set()
+                    return
             except Exception as exc:  # noqa: BLE001 - the database may be restarting; try at the next tick
                 log.warning("could not renew the claim of delivery %s: %s", claim.delivery_id, exc)
 
     threading.Thread(target=renew, name=f"claim-{claim.delivery_id}", daemon=True).start()
     try:
-        yield
+        yield lost
     finally:
         done.set()
 
 
-def _deliver_claimed(repo, claim: Claim, channel: Channel, notice, version: int, msg, secrets, outcome):
+def _deliver_claimed(
+    repo, claim: Claim, channel: Channel, notice, version: int, msg, secrets, outcome, lost=None
+):
     recording = _RecordingSecrets(secrets)
     notifier = None
     try:
@@ -259,21 +275,30 @@ def _deliver_claimed(repo, claim: Claim, channel: Channel, notice, version: int,
     except DeliveryError as exc:
         error = recording.scrub(f"{type(exc).__name__}: {exc}")
         partial = exc.partial
-        repo.record_failed(
-            claim,
-            error,
-            external_id=partial.external_id if partial else None,
-            state=_jsonable(partial.state) if partial else None,
-        )
+        keep = {
+            "external_id": partial.external_id if partial else None,
+            "state": _jsonable(partial.state) if partial else None,
+        }
         if isinstance(exc, ChannelConfigError | PermanentDeliveryError):
+            fix = fix_for(
+                channel.name,
+                channel.kind,
+                channel.config,
+                status=exc.status,
+                config_error=isinstance(exc, ChannelConfigError),
+            )
+            repo.record_permanent(claim, error, fix, **keep)
             log.error(
-                "alert %s: channel %s (%s) failed permanently: %s",
+                "alert %s: channel %s (%s) failed permanently: %s; %s",
                 msg.alert_id,
                 channel.name,
                 channel.kind,
                 error,
+                fix,
             )
+            _raise_channel_failure(repo, channel, msg, error, fix)
             return outcome("permanent", error)
+        repo.record_failed(claim, error, **keep)
         log.warning(
             "alert %s: channel %s (%s) failed, will retry: %s",
             msg.alert_id,
@@ -281,7 +306,7 @@ def _deliver_claimed(repo, claim: Claim, channel: Channel, notice, version: int,
             channel.kind,
             error,
         )
-        return outcome("transient", error)
+        return outcome("transient", error, retry_after=getattr(exc, "retry_after", None))
     except Exception as exc:  # noqa: BLE001 - an adapter bug: retry (bounded by the queue), then poison
         error = recording.scrub(f"{type(exc).__name__}: {exc}")
         log.exception(
@@ -291,14 +316,56 @@ def _deliver_claimed(repo, claim: Claim, channel: Channel, notice, version: int,
         return outcome("transient", error)
     finally:
         close_notifier(notifier)
-    if not repo.record_delivered(claim, version, result.external_id, _jsonable(result.state)):
-        log.error(
-            "alert %s: channel %s delivered but its claim had expired (delivery took longer than %s s)",
-            msg.alert_id,
-            channel.name,
-            CLAIM_LEASE_S,
-        )
+    _record_delivered(repo, claim, version, result, msg, channel, lost)
     return outcome("delivered", external_id=result.external_id)
+
+
+RECORD_RETRY_S = (0.5, 1, 2, 4, 8, 15, 30, 30, 30)  # about 2 minutes: a PostgreSQL failover
+
+
+def _record_delivered(repo, claim: Claim, version: int, result, msg, channel: Channel, lost) -> None:
+    """Record what the remote now has. The remote id must not be lost (a later attempt would create a
+    second remote event): a database that is down is waited for (a failover), and a claim lost meanwhile
+    still gets the remote id written."""
+    state = _jsonable(result.state)
+    for pause in (*RECORD_RETRY_S, None):
+        try:
+            recorded = repo.record_delivered(claim, version, result.external_id, state)
+            if not recorded:
+                log.error(
+                    "alert %s: channel %s delivered but its claim was lost (%s): recording it anyway",
+                    msg.alert_id,
+                    channel.name,
+                    "renewal failed"
+                    if lost is not None and lost.is_set()
+                    else f"delivery took longer than {CLAIM_LEASE_S} s",
+                )
+                repo.record_delivered(claim, version, result.external_id, state, force=True)
+            return
+        except DatabaseUnavailable as exc:
+            if pause is None:
+                raise
+            log.warning(
+                "alert %s: channel %s delivered, recording it failed (%s): retrying in %s s",
+                msg.alert_id,
+                channel.name,
+                exc,
+                pause,
+            )
+            time.sleep(pause)
+
+
+def _raise_channel_failure(repo, channel: Channel, msg, error: str, fix: str) -> None:
+    """The first permanent failure of a channel tells the park's ops channels, once (until redelivered or
+    the channel delivers again)."""
+    try:
+        if repo.raise_channel_failure(channel.id, error, fix):
+            from ..ops.notify import notify_channel_failed
+
+            if notify_channel_failed(repo.db, channel, error, fix, str(msg.correlation_id)):
+                repo.mark_notified(channel.id)
+    except Exception as exc:  # noqa: BLE001 - the failure is recorded; the notice is best effort
+        log.warning("channel %s: ops not told of its permanent failure: %s", channel.name, exc)
 
 
 def _stored_results(claim: Claim) -> tuple[DeliveryResult | None, DeliveryResult | None]:

@@ -4,6 +4,7 @@ queue, poison-monitor and timer functions alike. Each concern lives in one modul
     metrics.py      Metrics          timing of every invocation; handler failures; poison/invalid counts
     messages.py     ParseMessage     queue body -> its pydantic model (invalid: recorded at once, not retried)
     correlation.py  Correlation      the correlation id (the message's, or a new one) on logs and spans
+    retry.py        Retry            queue: a failed message again later (backoff, Retry-After, horizon)
     failures.py     RecordFailures   queue: record, re-raise; HTTP: 500 JSON; others: log, re-raise
 
 In function_app.py each function is declared with its Azure binding and one decorator of ``chain``; the
@@ -34,6 +35,7 @@ from .correlation import Correlation
 from .failures import RecordFailures
 from .messages import ParseMessage
 from .metrics import Metrics
+from .retry import Retry
 
 __all__ = [
     "CHAIN_ATTR",
@@ -45,13 +47,15 @@ __all__ = [
     "Middleware",
     "ParseMessage",
     "RecordFailures",
+    "Retry",
     "chain",
     "chain_info",
     "run_queue_handler",
 ]
 
 chain = Chain(
-    [Metrics(), ParseMessage(), Correlation(), RecordFailures()], services=lambda: bootstrap.services()
+    [Metrics(), ParseMessage(), Correlation(), Retry(), RecordFailures()],
+    services=lambda: bootstrap.services(),
 )
 
 

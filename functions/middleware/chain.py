@@ -18,7 +18,7 @@ from ..messages import QueueMessageModel
 from ..names import POISON_SUFFIX
 
 Trigger = Literal["http", "queue", "poison", "timer"]
-Outcome = Literal["ok", "error", "invalid"]
+Outcome = Literal["ok", "error", "invalid", "retry"]
 M = TypeVar("M", bound=QueueMessageModel)
 
 CHAIN_ATTR = "__trapalert_chain__"  # set on every function the chain builds (see ChainInfo)

@@ -16,5 +16,9 @@ class Correlation(Middleware):
     def around(self, call: Call, proceed: Callable[[], Any]) -> Any:
         if call.correlation_id is None and call.trigger in ("http", "timer"):
             call.correlation_id = str(uuid.uuid4())
-        with correlation(call.correlation_id, span_name=f"trapalert.{call.trigger}.{call.function}"):
+        with correlation(
+            call.correlation_id,
+            span_name=f"trapalert.{call.trigger}.{call.function}",
+            traceparent=getattr(call.message, "traceparent", None),
+        ):
             return proceed()

@@ -28,6 +28,8 @@ class Metrics(Middleware):
         else:
             if isinstance(result, func.HttpResponse) and result.status_code >= 500:
                 call.outcome = "error"
+            if call.trigger == "queue" and call.outcome in ("retry", "error"):
+                metrics.handler_failed(call.queue)  # failed, and scheduled again or poisoned (retry.py)
             if call.outcome == "invalid":
                 metrics.poison_recorded(call.queue, "invalid")
             elif call.trigger == "poison" and result is not None:

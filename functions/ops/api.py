@@ -10,6 +10,8 @@ ADMIN: the master key in ``?code=`` or the ``x-functions-key`` header; the host 
     POST /api/ops/poison/replay-all?queue=      replay every poisoned record (502 when some failed)
     POST /api/ops/poison/purge?older_than=30d   purge old records (and their poison-queue messages)
     GET  /api/ops/images/{id}/thumbnail         an image downscaled (JPEG, at most 320 px)
+    GET  /api/ops/deliveries?park=&channel=     deliveries a channel refused for good, with what to fix
+    POST /api/ops/deliveries/redeliver?channel=&park=&alert=   send them again once fixed
 
 Errors are JSON ``{"error": "..."}`` with 400 (bad argument), 404 (unknown record/route), 503 (database or
 storage unreachable); anything else is answered 500 by the middleware chain (functions/middleware/).
@@ -31,6 +33,7 @@ from ..adapters.ops_repo import OpsRepository
 from ..adapters.storage import StorageUnavailable
 from ..db import DatabaseUnavailable
 from ..names import IMAGES_CONTAINER
+from . import deliveries as ops_deliveries
 from . import poison as ops_poison
 from .page import render_page
 from .status import status
@@ -98,6 +101,8 @@ _ROUTES: list[tuple[str, re.Pattern, str]] = [
     ("POST", re.compile(r"^poison/replay-all$"), "replay_all"),
     ("POST", re.compile(r"^poison/purge$"), "purge"),
     ("GET", re.compile(r"^images/(?P<id>\d+)/thumbnail$"), "thumbnail"),
+    ("GET", re.compile(r"^deliveries$"), "list_deliveries"),
+    ("POST", re.compile(r"^deliveries/redeliver$"), "redeliver"),
 ]
 
 
@@ -158,6 +163,20 @@ def _purge(req, svc) -> func.HttpResponse:
     return json_response(
         ops_poison.purge(svc.db, svc.storage, older_than, queue=req.params.get("queue") or None)
     )
+
+
+def _list_deliveries(req, svc) -> func.HttpResponse:
+    park, channel = req.params.get("park") or None, req.params.get("channel") or None
+    rows = ops_deliveries.list_failures(svc.db, park, channel, _int_param(req, "limit", 200))
+    return json_response({"deliveries": rows})
+
+
+def _redeliver(req, svc) -> func.HttpResponse:
+    park, channel = req.params.get("park") or None, req.params.get("channel") or None
+    alert = _int_param(req, "alert", 0) or None
+    if not (park or channel or alert):
+        raise ops_poison.PoisonError("name what to redeliver: ?channel=, ?park= and/or ?alert=")
+    return json_response(ops_deliveries.redeliver(svc, park, channel, alert))
 
 
 def _thumbnail(req, svc, id: str) -> func.HttpResponse:

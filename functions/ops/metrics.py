@@ -43,6 +43,9 @@ INSTRUMENTS: dict[str, tuple[str, str, str]] = {
     "trapalert.alert.latency": ("histogram", "s", "end to end: email received -> alert delivered"),
     "trapalert.poison.messages": ("counter", "{message}", "messages recorded from poison queues"),
     "trapalert.handler.failures": ("counter", "{attempt}", "queue handler attempts that raised"),
+    "trapalert.retries": ("counter", "{message}", "failed messages scheduled again (retry) or poisoned"),
+    "trapalert.retry.delay": ("histogram", "s", "the delay before a failed message is tried again"),
+    "trapalert.sweeps": ("counter", "{item}", "work the sweeper re-drove, by kind"),
     "trapalert.ops.notifications": ("counter", "{notification}", "ops notifications sent or suppressed"),
     "trapalert.health.transitions": ("counter", "{transition}", "camera health conditions raised/cleared"),
     "trapalert.function.duration": ("histogram", "s", "one function invocation, by trigger and outcome"),
@@ -136,6 +139,19 @@ def function_duration(function: str, trigger: str, outcome: str, seconds: float)
     """The middleware chain: one invocation of a function (trigger http|queue|poison|timer, outcome
     ok|error|invalid)."""
     _record("trapalert.function.duration", seconds, function=function, trigger=trigger, outcome=outcome)
+
+
+def retry(queue: str, action: str, delay_s: float) -> None:
+    """A failed queue message was scheduled again (action retry, after ``delay_s``) or poisoned."""
+    _add("trapalert.retries", 1, queue=queue, action=action)
+    if action == "retry":
+        _record("trapalert.retry.delay", delay_s, queue=queue)
+
+
+def swept(kind: str, count: int) -> None:
+    """The sweeper re-drove ``count`` items of ``kind`` (outbox, images, alerts); 0 too, so that the series
+    shows the sweeper runs."""
+    _add("trapalert.sweeps", count, kind=kind)
 
 
 def handler_failed(queue: str) -> None:

@@ -81,6 +81,38 @@ def _send(channel: dict[str, Any], notice: AlertNotice, secrets=None) -> None:
         close_notifier(notifier)
 
 
+def notify_channel_failed(
+    db, channel, error: str, fix: str, correlation_id: str, *, secrets=None, base_url: str = ""
+) -> bool:
+    """Tell the ops channels of ``channel``'s park that it failed permanently (the caller makes it once per
+    failing channel). True when at least one ops channel got it. Never raises."""
+    try:
+        channels = OpsRepository(db).ops_channels([channel.park_id])
+    except Exception as exc:  # noqa: BLE001
+        log.warning("ops notification skipped: %s", exc)
+        return False
+    sent = False
+    for ch in channels:
+        notice = _notice(
+            ch,
+            title=f"TrapAlert: channel {channel.name} ({channel.kind}) is failing; alerts wait for you",
+            summary=f"Alerts to channel {channel.name} are refused for good and will not be retried.\n"
+            f"Error: {error}\nWhat to do: {fix}.\n"
+            f"Waiting alerts: `trapalert deliveries list --channel {channel.name}`.",
+            ref_id=int(channel.id),
+            correlation_id=correlation_id,
+            ops_url=f"{base_url.rstrip('/')}/api/ops",
+        )
+        try:
+            _send(ch, notice, secrets)
+            sent = True
+            metrics.ops_notification("sent")
+        except Exception as exc:  # noqa: BLE001
+            metrics.ops_notification("failed")
+            log.warning("ops notification on channel %s failed: %s", ch["id"], exc)
+    return sent
+
+
 def notify_poisoned(svc, record: dict[str, Any], *, secrets=None) -> dict[str, int]:
     """Tell the ops channels about one poison record (rate limited). Never raises."""
     out = {"sent": 0, "suppressed": 0, "failed": 0}

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import names
 from ..adapters.ops_repo import OpsRepository
+from . import deliveries as ops_deliveries
 from . import poison as ops_poison
 from .status import cameras as camera_rows
 from .status import queue_depths
@@ -51,15 +52,18 @@ def render_page(svc) -> tuple[str, str]:
     alerts = OpsRepository(db).recent_alerts()
     cams = camera_rows(db)
     quarantined = OpsRepository(db).recent_quarantined()
+    refused = ops_deliveries.list_failures(db, limit=50)
 
     queue_cards = []
     for q in names.WORK_QUEUES:
         pq = names.poison_queue(q)
+        ppq = names.poison_queue(pq)  # a monitor's own failures: must stay 0
         waiting = counts.get(q, {}).get("poisoned", 0)
-        cls = "card bad" if waiting else "card"
+        cls = "card bad" if waiting or depths.get(ppq) else "card"
         queue_cards.append(
             f'<div class="{cls}" data-queue="{_e(q)}"><h3>{_e(q)}</h3>'
             f"<p><b>{_e(depths.get(q))}</b> queued</p><p>{_e(depths.get(pq))} in {_e(pq)}</p>"
+            f'<p class="poison-poison">{_e(depths.get(ppq))} in {_e(ppq)}</p>'
             f'<p><b class="poisoned-count">{_e(waiting)}</b> poisoned &middot; '
             f"{_e(counts.get(q, {}).get('invalid', 0))} invalid</p></div>"
         )
@@ -118,6 +122,13 @@ def render_page(svc) -> tuple[str, str]:
         for m in quarantined
     ]
 
+    refused_rows = [
+        f'<tr class="bad"><td>{_e(d["park"])}</td><td>{_e(d["channel"])} ({_e(d["kind"])})</td>'
+        f'<td>{_e(d["alert_id"])} v{_e(d["version"])}</td><td>{_e(d["failed_at"])}</td>'
+        f'<td class="err">{_e(d["error"])}</td><td class="err">{_e(d["fix"])}</td></tr>'
+        for d in refused
+    ]
+
     now = datetime.now(UTC)
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -152,6 +163,15 @@ img {{ max-width: 40vw; height: auto; }}
             poison_rows,
             "No poisoned messages.",
             "poison",
+        )
+    }
+<h2>Refused for good: alerts waiting for you</h2>
+{
+        _table(
+            ["park", "channel", "alert", "failed", "error", "what to do"],
+            refused_rows,
+            "No channel refused an alert.",
+            "refused",
         )
     }
 <h2>Last alerts</h2>

@@ -49,6 +49,9 @@ def pipeline_factory(clean_db, clean_queues, storage, fakes, host_factory, scori
             "SCORING_URL": str(scoring_service),
             "SCORING_RETRY_BUDGET_S": "2",
             "SCORING_BACKOFF_BASE_S": "0.1",
+            # retries (functions/middleware/retry.py) with shorter steps than production's 5,15,60,300,...:
+            # the drills' outages last as long as real ones, the waits between tries are what is shortened
+            "RETRY_SCHEDULE_S": "2,5,10,20",
             **SECRET_ENV,
             **env,
         }

@@ -1,7 +1,8 @@
 """The one middleware chain (functions/middleware/): every function of function_app.py goes through it, and
-what it does per kind of trigger (queue: parse, record failed attempts and re-raise, invalid messages recorded
-at once; HTTP: unexpected errors answered 500 JSON with the correlation id; poison monitors and timers: logged
-and re-raised), with the correlation id set around the handler. Real PostgreSQL for what the chain records."""
+what it does per kind of trigger (queue: parse, record failed attempts and schedule them again with backoff
+or poison them, invalid messages recorded at once; HTTP: unexpected errors answered 500 JSON with the
+correlation id; poison monitors: put back while the database is down; timers: logged and re-raised), with
+the correlation id set around the handler. Real PostgreSQL and Azurite for what the chain records."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from functions import names
 from functions.localhost.services import PROJECT_ROOT
-from functions.messages import SendAlert
+from functions.messages import ProcessImage, SendAlert
 from functions.middleware import chain, chain_info
 from functions.ops import metrics
 from functions.telemetry import correlation_id
@@ -96,23 +97,144 @@ def test_queue_function_gets_the_parsed_message_and_its_correlation_id(app_setti
     assert dict(duration.attributes) == {"function": "fn", "trigger": "queue", "outcome": "ok"}
 
 
-def test_a_failed_attempt_is_recorded_and_re_raised(app_settings, clean_db, reader):
+def _queued(storage, queue: str) -> list[dict]:
+    return [json.loads(m.content) for m in storage.queue(queue).peek_messages(max_messages=32)]
+
+
+def test_a_failed_attempt_is_recorded_and_scheduled_again_with_backoff(
+    app_settings, clean_db, clean_queues, storage, reader
+):
     @chain.queue(names.SEND_ALERT_QUEUE, SendAlert)
     def fn(msg: SendAlert, svc) -> None:
         raise RuntimeError("channel down")
 
     cid = str(uuid.uuid4())
-    msg = message(SendAlert(alert_id=5, correlation_id=cid).model_dump_json(), dequeue_count=3)
-    with pytest.raises(RuntimeError, match="channel down"):
-        fn(msg)
-    [row] = clean_db.fetchall("SELECT * FROM message_failures")
-    assert (row["queue"], row["message_id"], row["dequeue_count"]) == (names.SEND_ALERT_QUEUE, msg.id, 3)
+    msg = message(SendAlert(alert_id=5, correlation_id=cid).model_dump_json(), dequeue_count=1)
+    fn(msg)  # returns: the original completes, a copy waits on the queue (middleware/retry.py)
+    fn(msg)  # the host delivering the same message again schedules nothing twice
+    [row, _] = clean_db.fetchall("SELECT * FROM message_failures ORDER BY id")
+    assert (row["queue"], row["message_id"], row["dequeue_count"]) == (names.SEND_ALERT_QUEUE, msg.id, 1)
     assert row["error"] == "RuntimeError: channel down" and str(row["correlation_id"]) == cid
+    [retry] = clean_db.fetchall("SELECT * FROM outbox")
+    assert retry["key"] == f"retry:{names.SEND_ALERT_QUEUE}:{msg.id}" and retry["sent_at"] is not None
+    assert 5 <= retry["delay_s"] <= 6  # the first step of RETRY_SCHEDULE_S (5 s, +-10 %, whole seconds up)
+    assert retry["body"]["attempt"] == 1 and retry["body"]["first_attempt_at"]
+    assert storage.queue_depth(names.SEND_ALERT_QUEUE) == 1  # invisible for now, but there
     got = points(reader)
-    assert [dict(p.attributes) for p in got["trapalert.handler.failures"]] == [
-        {"queue": names.SEND_ALERT_QUEUE}
+    assert sum(p.value for p in got["trapalert.handler.failures"]) == 2
+    assert {p.attributes["outcome"] for p in got["trapalert.function.duration"]} == {"retry"}
+    assert [dict(p.attributes) for p in got["trapalert.retries"]] == [
+        {"queue": names.SEND_ALERT_QUEUE, "action": "retry"}
     ]
-    assert got["trapalert.function.duration"][0].attributes["outcome"] == "error"
+
+
+def test_a_later_attempt_waits_longer_and_honours_retry_after(app_settings, clean_db, clean_queues, reader):
+    class Throttled(RuntimeError):
+        retry_after = 90.0
+
+    @chain.queue(names.SEND_ALERT_QUEUE, SendAlert)
+    def fn(msg: SendAlert, svc) -> None:
+        raise Throttled("429")
+
+    from datetime import UTC, datetime
+
+    second = SendAlert(alert_id=5, attempt=1, first_attempt_at=datetime.now(UTC)).model_dump_json()
+    fn(message(second))
+    [retry] = clean_db.fetchall("SELECT delay_s, body FROM outbox")
+    assert retry["body"]["attempt"] == 2 and retry["delay_s"] == 90  # the 15 s step, but Retry-After 90
+    fourth = SendAlert(alert_id=6, attempt=3, first_attempt_at=datetime.now(UTC)).model_dump_json()
+    fn(message(fourth))
+    [later] = clean_db.fetchall("SELECT delay_s, body FROM outbox WHERE body->>'alert_id' = '6'")
+    assert 270 <= later["delay_s"] <= 330  # the 300 s step: longer than Retry-After
+
+
+def test_past_the_horizon_the_message_goes_to_poison_as_first_sent(
+    app_settings, clean_db, clean_queues, storage, monkeypatch
+):
+    from datetime import UTC, datetime, timedelta
+
+    @chain.queue(names.PROCESS_IMAGE_QUEUE, ProcessImage)
+    def fn(msg, svc) -> None:
+        raise RuntimeError("detector down")
+
+    old = datetime.now(UTC) - timedelta(hours=6)
+    body = ProcessImage(image_id=1, blob_name="b", park_id=1, camera_id=1, attempt=9, first_attempt_at=old)
+    fn(message(body.model_dump_json()))
+    [moved] = _queued(storage, names.poison_queue(names.PROCESS_IMAGE_QUEUE))
+    assert moved["image_id"] == 1 and "attempt" not in moved and "first_attempt_at" not in moved
+    assert storage.queue_depth(names.PROCESS_IMAGE_QUEUE) == 0
+
+
+def test_a_permanent_error_goes_to_poison_at_once(app_settings, clean_db, clean_queues, storage):
+    from functions.domain.retry import PermanentError
+
+    @chain.queue(names.SEND_ALERT_QUEUE, SendAlert)
+    def fn(msg, svc) -> None:
+        raise PermanentError("this can never work")
+
+    fn(message(SendAlert(alert_id=7).model_dump_json()))
+    [moved] = _queued(storage, names.poison_queue(names.SEND_ALERT_QUEUE))
+    assert moved["alert_id"] == 7
+
+
+def test_with_the_database_down_the_retry_goes_straight_to_the_queue(
+    app_settings, clean_db, clean_queues, storage, monkeypatch
+):
+    from functions.bootstrap import services
+    from functions.db import DatabaseUnavailable
+
+    @chain.queue(names.SEND_ALERT_QUEUE, SendAlert)
+    def fn(msg, svc) -> None:
+        raise DatabaseUnavailable("failover")
+
+    def down(*a, **k):
+        raise DatabaseUnavailable("failover in progress")
+
+    monkeypatch.setattr(services().db, "transaction", down)
+    monkeypatch.setattr(services().db, "execute", down)
+    fn(message(SendAlert(alert_id=8).model_dump_json()))
+    monkeypatch.undo()
+    props = storage.queue(names.SEND_ALERT_QUEUE).peek_messages()
+    assert props == []  # not visible yet: it waits out the delay
+    assert storage.queue_depth(names.SEND_ALERT_QUEUE) == 1
+
+
+def test_when_nothing_can_take_the_retry_the_host_retries(app_settings, clean_db, monkeypatch):
+    from functions.adapters.storage import StorageUnavailable
+    from functions.bootstrap import services
+    from functions.db import DatabaseUnavailable
+
+    @chain.queue(names.SEND_ALERT_QUEUE, SendAlert)
+    def fn(msg, svc) -> None:
+        raise RuntimeError("channel down")
+
+    def db_down(*a, **k):
+        raise DatabaseUnavailable("down")
+
+    def queue_down(*a, **k):
+        raise StorageUnavailable("down")
+
+    monkeypatch.setattr(services().db, "transaction", db_down)
+    monkeypatch.setattr(services().db, "execute", db_down)
+    monkeypatch.setattr(services().storage, "enqueue", queue_down)
+    with pytest.raises(RuntimeError, match="channel down"):
+        fn(message(SendAlert(alert_id=9).model_dump_json()))
+
+
+def test_a_poison_monitor_puts_its_message_back_while_the_database_is_down(
+    app_settings, clean_db, clean_queues, storage, monkeypatch
+):
+    from functions.db import DatabaseUnavailable
+
+    poison_q = names.poison_queue(names.SEND_ALERT_QUEUE)
+
+    @chain.poison_monitor(poison_q)
+    def monitor(msg, svc):
+        raise DatabaseUnavailable("failover")
+
+    monitor(message(SendAlert(alert_id=3).model_dump_json()))  # returns: nothing goes to -poison-poison
+    assert storage.queue_depth(poison_q) == 1  # back on its own queue, visible again later
+    assert storage.queue_depth(names.poison_queue(poison_q)) == 0
 
 
 def test_an_invalid_message_is_recorded_at_once_and_not_handled(app_settings, clean_db, reader):

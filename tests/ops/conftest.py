@@ -65,6 +65,10 @@ def drill_host(host_factory, clean_queues, drill_queues, drill_hook, ops_channel
         script_root=DRILL_APP,
         host_json=FAST_QUEUES,
         DRILL_HOOK_URL=drill_hook.url,
+        # a failed message is tried again after ~1 s and poisoned once the next try would pass 6 s
+        RETRY_SCHEDULE_S="1",
+        RETRY_HORIZON_PROCESS_IMAGE_S="6",
+        RETRY_HORIZON_SEND_ALERT_S="6",
         **{OPS_SECRET_SETTING: OPS_SECRET},
     )
     return host

@@ -151,13 +151,17 @@ def test_every_metric_the_operations_guide_names_is_emitted(world, reader, ops_h
     [image_msg] = _take(svc.storage, names.PROCESS_IMAGE_QUEUE)
     fns["process-image"](image_msg)
 
-    # send-alert: delivered to the rangers' webhook; an unknown alert fails (recorded, re-raised)
+    # send-alert: delivered to the rangers' webhook; an unknown alert fails (recorded, tried again later)
     [alert_msg] = _take(svc.storage, names.SEND_ALERT_QUEUE)
     fns["send-alert"](alert_msg)
     assert [d["event"] for d in ops_hook.deliveries] == ["alert.new"]
     unknown = SendAlert(alert_id=999_999).model_dump_json()
-    with pytest.raises(Exception, match="999999"):
-        fns["send-alert"](QueueMessage(id="m-unknown", body=unknown.encode(), dequeue_count=5))
+    fns["send-alert"](QueueMessage(id="m-unknown", body=unknown.encode(), dequeue_count=1))
+    [again] = svc.db.fetchall("SELECT body, delay_s FROM outbox WHERE key = 'retry:send-alert:m-unknown'")
+    assert again["body"]["alert_id"] == 999_999 and again["body"]["attempt"] == 1 and again["delay_s"] >= 5
+
+    # the sweeper finds nothing left behind
+    assert fns["sweeper"](None) is None
 
     # the poison monitor records it and tells ops
     poisoned = json.dumps(
@@ -185,6 +189,7 @@ def test_every_metric_the_operations_guide_names_is_emitted(world, reader, ops_h
     [latency] = points["trapalert.alert.latency"]
     assert latency.count == 1 and 0 <= latency.sum < 120
     assert attrs("trapalert.handler.failures") == [{"queue": names.SEND_ALERT_QUEUE}]
+    assert attrs("trapalert.retries") == [{"queue": names.SEND_ALERT_QUEUE, "action": "retry"}]
     assert attrs("trapalert.poison.messages") == [{"queue": names.SEND_ALERT_QUEUE, "status": "poisoned"}]
     triggers = {a["trigger"] for a in attrs("trapalert.function.duration")}
     assert triggers == {"http", "queue", "poison", "timer"}

@@ -46,8 +46,10 @@ def test_storm_notifies_ops_once_and_replay_all_delivers_exactly_once(
     assert {str(r["correlation_id"]) for r in rows} == set(sent)
     for r in rows:
         assert r["status"] == "poisoned"
-        assert r["body"] == sent[str(r["correlation_id"])]  # the original message, as the handler got it
-        assert r["dequeue_count"] == 5
+        # the message as first sent (the retry bookkeeping removed; key order is the outbox's)
+        assert json.loads(r["body"]) == json.loads(sent[str(r["correlation_id"])])
+        # tried every ~1 s (RETRY_SCHEDULE_S=1), poisoned when the next try would pass the 6 s horizon
+        assert r["dequeue_count"] == failures(db, r["correlation_id"]) >= 2
         assert "500" in r["last_error"] and "HTTPStatusError" in r["last_error"]
         assert r["inserted_at"] is not None and r["message_id"]
     assert not drill_hook.deliveries  # nothing got through while broken
@@ -87,28 +89,27 @@ def test_poisoned_message_is_listed_within_a_second_and_replay_twice_is_safe(
 ):
     cid, body = drill_message(42)
     storage.enqueue(DRILL_QUEUE, body)
-    wait_until(lambda: failures(db, cid) >= 5, timeout_s=20, message="five failed attempts")
-    fifth_failure = time.monotonic()
+    wait_until(lambda: failures(db, cid) >= 2, timeout_s=20, message="two failed attempts")
 
     def listed():
         rows = json.loads(trapalert("poison", "list", "--json"))
         return [r for r in rows if r["correlation_id"] == cid]
 
-    rows = wait_until(listed, timeout_s=1.0, interval_s=0.05, message="the record in `poison list`")
-    assert time.monotonic() - fifth_failure < 1.0
+    rows = wait_until(listed, timeout_s=10, interval_s=0.05, message="the record in `poison list`")
     record_id = rows[0]["id"]
+    lag = db.fetchone(
+        "SELECT extract(epoch FROM p.recorded_at - (SELECT max(failed_at) FROM message_failures "
+        "WHERE correlation_id = p.correlation_id)) AS s FROM poison_records p WHERE p.id = %s",
+        (record_id,),
+    )["s"]
+    assert 0 <= lag < 1.0, f"recorded {lag} s after the last failure"
     assert rows[0]["queue"] == DRILL_QUEUE and rows[0]["status"] == "poisoned"
 
     shown = trapalert("poison", "show", str(record_id))
-    assert cid in shown and "HTTPStatusError" in shown and body in shown
+    assert cid in shown and "HTTPStatusError" in shown and '"n": 42' in shown
     detail = json.loads(trapalert("poison", "show", str(record_id), "--json"))
-    assert len(detail["failures"]) == 5 and {f["dequeue_count"] for f in detail["failures"]} == {
-        1,
-        2,
-        3,
-        4,
-        5,
-    }
+    # every try was a new message scheduled by the retry middleware (dequeued once each)
+    assert len(detail["failures"]) >= 2 and {f["dequeue_count"] for f in detail["failures"]} == {1}
 
     drill_hook.recover()
     first = trapalert("poison", "replay", str(record_id))

@@ -87,8 +87,10 @@ def test_client_gives_up_within_its_budget():
 def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
     port = free_port()
     host_factory(
-        host_json=FAST | {"maxDequeueCount": 2},
+        host_json=FAST,
         SCORING_URL=f"http://127.0.0.1:{port}",
+        RETRY_SCHEDULE_S="1",  # tried again after ~1 s, poisoned once the next try would pass 3 s
+        RETRY_HORIZON_PROCESS_IMAGE_S="3",
         SCORING_RETRY_BUDGET_S="0.5",
         SCORING_BACKOFF_BASE_S="0.1",
     )
@@ -97,7 +99,8 @@ def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
     msg = add_image(svc.db, svc.storage, park_id, cam, make_detection_image("2", 0.9), T0)
     svc.storage.enqueue(names.PROCESS_IMAGE_QUEUE, msg)
 
-    # down: the client retries within its budget, the host retries the message, then poisons it
+    # down: the client retries within its budget, the retry middleware tries the message again, then
+    # poisons it past the horizon
     def poisoned():
         row = svc.db.fetchone("SELECT body FROM poison_records WHERE queue = 'process-image'")
         return row["body"] if row else None
@@ -106,7 +109,7 @@ def test_scoring_down_then_up_poison_and_replay(svc, host_factory):
     failures = svc.db.fetchall(
         "SELECT dequeue_count, error FROM message_failures WHERE queue = 'process-image' ORDER BY id"
     )
-    assert [f["dequeue_count"] for f in failures] == [1, 2]
+    assert len(failures) >= 2 and {f["dequeue_count"] for f in failures} == {1}
     assert all("ScoringUnavailable" in f["error"] for f in failures)
     assert svc.db.fetchone("SELECT status FROM images WHERE id = %s", (msg.image_id,))["status"] == "stored"
 

@@ -50,7 +50,7 @@ def test_queue_message_delivers_alert_and_update_through_the_host(
     assert "Executed 'Functions.send-alert' (Succeeded" in host.log()
 
 
-def test_poison_after_max_dequeue_count_names_the_failing_channel(
+def test_poison_after_the_retry_horizon_names_the_failing_channel(
     clean_db, clean_queues, storage, fakes, host_factory
 ):
     er, cm, sg = fakes
@@ -60,7 +60,8 @@ def test_poison_after_max_dequeue_count_names_the_failing_channel(
     h.three_channels(db, park_id, er, cm, sg)
     alert_id = h.add_alert(db, park_id, camera_id, h.add_image(db, storage, park_id, camera_id))
     er.fail_until_recovered(503, path="/api/v1.0/activity/events")
-    host_factory(host_json={**FAST, "maxDequeueCount": 3}, **h.SECRET_ENV)
+    # retried every ~1 s (middleware/retry.py), poisoned once the next try would pass the 5 s horizon
+    host_factory(host_json=FAST, RETRY_SCHEDULE_S="1", RETRY_HORIZON_SEND_ALERT_S="5", **h.SECRET_ENV)
 
     msg = SendAlert(alert_id=alert_id)
     storage.enqueue(names.SEND_ALERT_QUEUE, msg)
@@ -76,9 +77,13 @@ def test_poison_after_max_dequeue_count_names_the_failing_channel(
     failures = db.fetchall(
         "SELECT dequeue_count FROM message_failures WHERE queue = %s ORDER BY id", (names.SEND_ALERT_QUEUE,)
     )
-    assert [f["dequeue_count"] for f in failures] == [1, 2, 3]
+    # each try is a new message (dequeued once), scheduled by the retry middleware, not the host's redelivery
+    assert len(failures) >= 3 and {f["dequeue_count"] for f in failures} == {1}
+    retries = db.fetchall("SELECT body, delay_s FROM outbox WHERE key LIKE 'retry:send-alert:%%' ORDER BY id")
+    assert [r["body"]["attempt"] for r in retries] == list(range(1, len(failures)))
+    assert all(r["delay_s"] == 1 for r in retries)
     rows = h.deliveries(db, alert_id)
-    assert (rows["er-main"]["status"], rows["er-main"]["attempts"]) == ("failed", 3)
+    assert (rows["er-main"]["status"], rows["er-main"]["attempts"]) == ("failed", len(failures))
     assert rows["cmore-ops-room"]["attempts"] == 1 and rows["rangers-email"]["attempts"] == 1
     assert len(cm.events) == 1 and len(sg.messages) == 1  # the others were delivered once, not three times
     assert not er.events
