@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 LOCAL_SETTINGS_FILE = "local.settings.json"
@@ -25,6 +27,26 @@ class SettingsError(RuntimeError):
 
 
 STACK_STATE_FILE = Path(".trapalert") / "stack.json"
+
+# An app setting whose Key Vault reference the platform could not resolve (the secret is not in the vault
+# yet, or the app's identity may not read it) reaches the app as the reference itself.
+_KEY_VAULT_REFERENCE = re.compile(r"^\s*@Microsoft\.KeyVault\s*\(", re.IGNORECASE)
+UNRESOLVED_KEY_VAULT_REFERENCE = (
+    "an unresolved Key Vault reference (the secret is missing from the vault or the app's identity may not "
+    "read it; see the app setting's Key Vault reference status in the portal)"
+)
+
+
+def is_key_vault_reference(value: object) -> bool:
+    """True for the literal text of a Key Vault reference (``@Microsoft.KeyVault(...)``)."""
+    return isinstance(value, str) and _KEY_VAULT_REFERENCE.match(value) is not None
+
+
+def unresolved_key_vault_references(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names of the environment variables (app settings) that hold an unresolved Key Vault reference:
+    settings of this class and the channel secrets named by channel configs alike."""
+    env = os.environ if environ is None else environ
+    return sorted(name for name, value in env.items() if is_key_vault_reference(value))
 
 
 class LocalSettingsSource(PydanticBaseSettingsSource):
@@ -78,8 +100,31 @@ class Settings(BaseSettings):
     storage_connection: str | None = _env("AzureWebJobsStorage")
     storage_account_name: str | None = _env("AzureWebJobsStorage__accountName")
 
+    # The database (functions/db): DATABASE_URL, or DATABASE_HOST/DATABASE_NAME/DATABASE_USER[/DATABASE_PORT]
+    # from which the URL is composed. DATABASE_AUTH=password: the URL (or libpq's PGPASSWORD) carries the
+    # password (local stack, tests). DATABASE_AUTH=entra (Azure): the URL names the app's own role and no
+    # password; each new connection sends the managed identity's access token instead (docs/deploy.md).
     database_url: SecretStr | None = _env("DATABASE_URL")
+    database_auth: str = Field("password", validation_alias="DATABASE_AUTH", pattern="^(password|entra)$")
+    database_host: str | None = _env("DATABASE_HOST")
+    database_port: int = Field(5432, validation_alias="DATABASE_PORT", gt=0, lt=65536)
+    database_name: str | None = _env("DATABASE_NAME")
+    database_user: str | None = _env("DATABASE_USER")
+    database_sslmode: str | None = Field(
+        None, validation_alias="DATABASE_SSLMODE",
+        pattern="^(disable|allow|prefer|require|verify-ca|verify-full)$",
+    )
+    # Client id of a user-assigned identity for the token (none: the system-assigned identity).
+    database_entra_client_id: str | None = _env("DATABASE_ENTRA_CLIENT_ID")
+    database_entra_scope: str = Field(
+        "https://ossrdbms-aad.database.windows.net/.default", validation_alias="DATABASE_ENTRA_SCOPE"
+    )
+    # Connections per Function instance; in Azure derived from max instances and max_connections (main.bicep).
     database_pool_max: int = Field(8, validation_alias="DATABASE_POOL_MAX", ge=1, le=100)
+    # How long getting a connection keeps trying while the server refuses or drops connections (a restart, the
+    # end of a failover). Short: the webhook shares the pool and its caller gives up after ~30 s; longer
+    # outages are left to the queue retry middleware (and SendGrid's retries).
+    database_failover_wait_s: float = Field(10.0, validation_alias="DATABASE_FAILOVER_WAIT_S", ge=0, le=120)
 
     scoring_url: str = _env("SCORING_URL", _REQUIRED)
     scoring_api_key: SecretStr | None = _env("SCORING_API_KEY")
@@ -116,8 +161,8 @@ class Settings(BaseSettings):
     # a growing delay (comma-separated seconds; the last repeats), never shorter than a remote's Retry-After,
     # until the horizon; then the message goes to <queue>-poison. A permanent error poisons at once.
     retry_schedule_s: str = Field("5,15,60,300,900,1800", validation_alias="RETRY_SCHEDULE_S")
-    retry_horizon_send_alert_s: int = Field(24 * 3600, validation_alias="RETRY_HORIZON_SEND_ALERT_S", gt=0)
-    retry_horizon_process_image_s: int = Field(
+    retry_horizon_send_alert_s: float = Field(24 * 3600, validation_alias="RETRY_HORIZON_SEND_ALERT_S", gt=0)
+    retry_horizon_process_image_s: float = Field(
         6 * 3600, validation_alias="RETRY_HORIZON_PROCESS_IMAGE_S", gt=0
     )
     retry_after_max_s: int = Field(3600, validation_alias="RETRY_AFTER_MAX_S", gt=0, le=7 * 24 * 3600)
@@ -133,6 +178,36 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _database(self) -> Settings:
+        """Compose DATABASE_URL from its parts when it is not set; in entra mode check that the URL names a
+        role, carries no password, and sends the token over TLS (plain text only on loopback)."""
+        if self.database_url is None and self.database_host:
+            if not self.database_name:
+                raise ValueError("DATABASE_NAME: required with DATABASE_HOST")
+            self.database_url = SecretStr(compose_database_url(
+                self.database_host, self.database_port, self.database_name, self.database_user,
+                self.database_sslmode or ("require" if self.database_auth == "entra" else None)))
+        if self.database_auth != "entra" or self.database_url is None:
+            return self
+        from urllib.parse import parse_qs, urlsplit
+
+        url = self.database_url.get_secret_value()
+        parts = urlsplit(url) if "://" in url else None
+        if parts is None:
+            raise ValueError("DATABASE_URL: must be a postgresql:// URL when DATABASE_AUTH=entra")
+        if parts.password is not None:
+            raise ValueError("DATABASE_URL: carries a password, but DATABASE_AUTH=entra sends an access "
+                             "token as the password; remove the password from the URL")
+        if not (parts.username or self.database_user):
+            raise ValueError("DATABASE_URL: names no role (user), needed for DATABASE_AUTH=entra")
+        sslmode = (parse_qs(parts.query).get("sslmode") or [self.database_sslmode or "prefer"])[-1]
+        loopback = (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+        if sslmode not in ("require", "verify-ca", "verify-full") and not loopback:
+            raise ValueError(f"DATABASE_URL: sslmode={sslmode} would send the access token unencrypted; use "
+                             "sslmode=require (or verify-full)")
+        return self
 
     @field_validator("retry_schedule_s")
     @classmethod
@@ -158,6 +233,36 @@ class Settings(BaseSettings):
             load_patterns(value)  # raises ValueError naming the bad pattern
         return value
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_key_vault_reference(cls, value: Any) -> Any:
+        if is_key_vault_reference(value):
+            raise ValueError(f"is {UNRESOLVED_KEY_VAULT_REFERENCE}")
+        return value
+
+    @field_validator("sendgrid_webhook_public_key")
+    @classmethod
+    def _webhook_public_key(cls, value: str | None) -> str | None:
+        if value:
+            from cryptography.exceptions import UnsupportedAlgorithm
+
+            from .inbound.signature import load_public_key
+
+            try:
+                load_public_key(value)
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                raise ValueError(f"not an ECDSA P-256 public key, PEM or base64 DER ({exc})") from None
+        return value
+
+    @field_validator("applicationinsights_connection_string")
+    @classmethod
+    def _appinsights_connection_string(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parts = dict(p.split("=", 1) for p in value.get_secret_value().split(";") if "=" in p)
+            if not parts.get("InstrumentationKey"):
+                raise ValueError("not an Application Insights connection string (no InstrumentationKey=...)")
+        return value
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings):
@@ -168,6 +273,16 @@ class Settings(BaseSettings):
     def require_storage(self) -> None:
         if not (self.storage_connection or self.storage_account_name):
             raise SettingsError("AzureWebJobsStorage (or AzureWebJobsStorage__accountName) is not set")
+
+
+def compose_database_url(host: str, port: int, name: str, user: str | None, sslmode: str | None) -> str:
+    """``postgresql://user@host:port/name[?sslmode=...]``, without a password."""
+    from urllib.parse import quote
+
+    userinfo = f"{quote(user, safe='')}@" if user else ""
+    netloc = f"[{host}]" if ":" in host else host
+    query = f"?sslmode={sslmode}" if sslmode else ""
+    return f"postgresql://{userinfo}{netloc}:{port}/{quote(name, safe='')}{query}"
 
 
 def _alias_of(field_name: str) -> str:

@@ -98,6 +98,19 @@ param postgresHighAvailability bool
 param postgresFirewallRules array
 param postgresAllowAzureServices bool
 
+@description('Entra ID administrator of the database server (best a group: the people on call and the pipeline\'s service principal, which creates the Function app\'s database principal after each deployment). Display name of the group, user or service principal.')
+param postgresEntraAdminName string
+
+@description('Entra object id of that administrator (az ad group show --group <name> --query id -o tsv).')
+param postgresEntraAdminObjectId string
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param postgresEntraAdminType string
+
 // ---- Key Vault
 param keyVaultPurgeProtection bool
 
@@ -219,6 +232,36 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
+// ---- database connection budget
+// max_connections of each server size (Azure Database for PostgreSQL flexible server, "Limits"); an unknown
+// size fails the deployment here instead of overcommitting the server. Azure keeps 15 of them for
+// replication and monitoring; 5 are left for migrations, the pipeline and operators (port 5432).
+var postgresMaxConnectionsBySku = {
+  Standard_B1ms: 50
+  Standard_B2s: 429
+  Standard_B2ms: 859
+  Standard_B4ms: 1718
+  Standard_D2ds_v5: 859
+  Standard_D4ds_v5: 1718
+  Standard_D8ds_v5: 3437
+  Standard_D16ds_v5: 5000
+  Standard_E2ds_v5: 1718
+  Standard_E4ds_v5: 3437
+}
+var postgresMaxConnections = postgresMaxConnectionsBySku[postgresSkuName]
+var postgresReservedConnections = 15 + 5
+// What the Function app may hold when scaled out to its maximum, and so its pool per instance:
+//   appConnections    = max_connections - 15 (Azure) - 5 (operators)
+//   DATABASE_POOL_MAX = min(32, appConnections / functionMaximumInstanceCount)   (integer division)
+//   dev  B1ms     50 connections,  15 instances:  30 / 15  -> 2 per instance
+//   prod D2ds_v5 859 connections, 100 instances: 839 / 100 -> 8 per instance
+// so instances x DATABASE_POOL_MAX <= appConnections (tests/infra checks it for each parameter file). With
+// PgBouncer (General Purpose and up) its server pool is appConnections too: clients beyond it wait in
+// PgBouncer, they are not refused. 32 caps what one instance's worker threads could use; 0 fails the
+// deployment (functionapp.bicep @minValue(1)): then lower the instances or take a larger server.
+var postgresAppConnections = postgresMaxConnections - postgresReservedConnections
+var databasePoolMax = min(32, postgresAppConnections / functionMaximumInstanceCount)
+
 module postgres 'modules/postgres.bicep' = {
   name: 'postgres'
   params: {
@@ -235,6 +278,11 @@ module postgres 'modules/postgres.bicep' = {
     firewallRules: postgresFirewallRules
     allowAzureServices: postgresAllowAzureServices
     keyVaultName: keyVault.outputs.name
+    entraAdminName: postgresEntraAdminName
+    entraAdminObjectId: postgresEntraAdminObjectId
+    entraAdminType: postgresEntraAdminType
+    appRoleName: names.functionApp
+    pgbouncerPoolSize: postgresAppConnections
   }
 }
 
@@ -282,6 +330,7 @@ module functionApp 'modules/functionapp.bicep' = {
     alwaysReady: functionAlwaysReady
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
+    databasePoolMax: databasePoolMax
   }
   dependsOn: [
     postgres
@@ -299,6 +348,13 @@ output keyVaultName string = keyVault.outputs.name
 output storageAccountName string = storage.outputs.name
 output postgresServerName string = postgres.outputs.serverName
 output postgresFqdn string = postgres.outputs.fqdn
+output postgresDatabaseName string = postgres.outputs.databaseName
+output postgresAdministratorLogin string = postgres.outputs.administratorLogin
+output postgresAppRoleName string = postgres.outputs.appRoleName
+output postgresEntraAdminName string = postgresEntraAdminName
+output postgresAppPort int = postgres.outputs.appPort
+output functionAppPrincipalId string = functionApp.outputs.principalId
+output databasePoolMax int = databasePoolMax
 output outboundIp string = network.outputs.outboundIp
 output databaseUrlSecretName string = kvSecretName('DATABASE_URL')
 output AZURE_CONTAINER_REGISTRY_ENDPOINT string = '${registryName}.azurecr.io'

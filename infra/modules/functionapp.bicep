@@ -35,6 +35,10 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
+@description('Database connections per instance (main.bicep, connection budget: max_connections / maximumInstanceCount).')
+@minValue(1)
+param databasePoolMax int
+
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -180,6 +184,10 @@ var plainSettings = {
   TRAPALERT_LOG_FORMAT: 'json'
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
   PYTHON_ENABLE_OPENTELEMETRY: 'true'
+  // Database: the app's own role with its identity's Entra token (DATABASE_URL, a Key Vault reference, names
+  // the role and no password); connections per instance from the connection budget.
+  DATABASE_AUTH: 'entra'
+  DATABASE_POOL_MAX: string(databasePoolMax)
 }
 
 // Settings with secrets: Key Vault references only.

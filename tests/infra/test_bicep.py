@@ -434,3 +434,144 @@ def test_scoring_revision_is_ready_only_with_its_model_loaded(module):
     assert conditional(env["SCORING_MAX_BATCH"]) == (("compute", "gpu"), "8", "1")
     assert "SCORING_MODEL_PATH" not in env, "the image's own SCORING_MODEL_PATH (baked model) is used"
     assert not [v for v in walk(app["config"]) if isinstance(v, dict) and "volumeMounts" in v]
+
+
+# ---------------------------------------------------------------- PostgreSQL as its operators expect it
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def evaluate(node, variables: dict, values: dict):
+    """The value of a parsed Bicep expression of main.bicep's variables, with parameter ``values``: integer
+    arithmetic, min/max, object index: enough for the connection budget."""
+    if isinstance(node, bool | int):
+        return node
+    if isinstance(node, str):
+        if node in values:
+            return values[node]
+        if node in variables:
+            return evaluate(variables[node]["value"], variables, values)
+        return node
+    if isinstance(node, dict) and "operator" in node:
+        op = node["operator"]
+        a, b = (evaluate(op["operands"][k], variables, values) for k in ("operand_1", "operand_2"))
+        return {"add": lambda: a + b, "substract": lambda: a - b, "multiply": lambda: a * b,
+                "divide": lambda: a // b, "index_accessor": lambda: a[b]}[op["type"]]()
+    call = function_call(node)
+    if call and call[0] in ("min", "max"):
+        args = [evaluate(v, variables, values) for v in call[1].values()]
+        return min(args) if call[0] == "min" else max(args)
+    if isinstance(node, dict):
+        return {k: evaluate(v, variables, values) for k, v in node.items()}
+    raise AssertionError(f"cannot evaluate {node!r}")
+
+
+def test_postgres_entra_authentication_with_an_entra_admin(module, main_bicep, parameters):
+    pg = module("postgres")
+    (server,) = resources_of_type(pg, "Microsoft.DBforPostgreSQL/flexibleServers").values()
+    auth = server["config"]["properties"]["authConfig"]
+    assert auth["activeDirectoryAuth"] == "Enabled"
+    assert render(auth["tenantId"]) == "subscription().tenantId"
+    (admin,) = resources_of_type(pg, "Microsoft.DBforPostgreSQL/flexibleServers/administrators").values()
+    cfg = body(admin)
+    assert cfg["name"] == "entraAdminObjectId"
+    assert cfg["properties"]["principalName"] == "entraAdminName"
+    assert cfg["properties"]["principalType"] == "entraAdminType"
+    params = main_bicep["modules"]["postgres"]["config"]["params"]
+    assert (params["entraAdminName"], params["entraAdminObjectId"], params["entraAdminType"]) == (
+        "postgresEntraAdminName", "postgresEntraAdminObjectId", "postgresEntraAdminType")
+    assert render(params["appRoleName"]) == "names.functionApp", "the role is named like the app's identity"
+    for env in ("dev", "prod"):
+        assert GUID.match(parameters[env]["postgresEntraAdminObjectId"]), env
+        assert parameters[env]["postgresEntraAdminType"] in ("User", "Group", "ServicePrincipal")
+        assert parameters[env]["postgresEntraAdminName"]
+
+
+def test_the_app_connects_as_its_own_role_without_password(module):
+    pg = module("postgres")
+    (secret,) = resources_of_type(pg, "Microsoft.KeyVault/vaults/secrets").values()
+    assert render(function_call(body(secret)["name"])[1]["arg_1"]) == "DATABASE_URL"
+    url = body(secret)["properties"]["value"]
+    assert url.startswith("postgresql://${uriComponent(appRoleName)}@"), url
+    assert "administrator" not in url and "assword" not in url, "no admin login, no password in DATABASE_URL"
+    userinfo = url.split("://", 1)[1].split("@", 1)[0]
+    assert ":" not in userinfo, "no password in the URL"
+    assert ":${appPort}/" in url and url.endswith("?sslmode=require")
+    app = var_value(module("functionapp"), "plainSettings")
+    assert app["DATABASE_AUTH"] == "entra"
+    from functions.settings import Settings
+
+    assert Settings.model_fields["database_auth"].default == "password", "local/dev keeps password URLs"
+
+
+def test_pgbouncer_on_port_6432_where_the_tier_offers_it(module, main_bicep, parameters):
+    pg = module("postgres")
+    variables = pg["variables"]
+    assert conditional_values(variables["appPort"]["value"]) == ("pgbouncerEnabled", 6432, 5432)
+    enabled = variables["pgbouncerEnabled"]["value"]["operator"]
+    assert enabled["type"] == "not_equals" and enabled["operands"] == {"operand_1": "skuTier",
+                                                                         "operand_2": "Burstable"}
+    configs = {body(r)["name"]: r for r in resources_of_type(
+        pg, "Microsoft.DBforPostgreSQL/flexibleServers/configurations").values()}
+    on = configs["pgbouncer.enabled"]
+    assert on["config"]["condition"] == "pgbouncerEnabled" and body(on)["properties"]["value"] == "true"
+    pool = configs["pgbouncer.default_pool_size"]
+    assert render(body(pool)["properties"]["value"]) == "string(pgbouncerPoolSize)"
+    pg_params = main_bicep["modules"]["postgres"]["config"]["params"]
+    assert pg_params["pgbouncerPoolSize"] == "postgresAppConnections"
+    # prod (HA, the failovers that matter) runs a tier with PgBouncer: the app connects on 6432 there
+    assert parameters["prod"]["postgresSkuTier"] in ("GeneralPurpose", "MemoryOptimized")
+    assert render(main_bicep["outputs"]["postgresAppPort"]["value"]) == "postgres.outputs.appPort"
+
+
+def conditional_values(node):
+    ops = node["operator"]["operands"]
+    return ops["condition"], ops["true_value"], ops["false_value"]
+
+
+def test_connection_budget_is_derived_and_fits_the_server(main_bicep, module, parameters):
+    text = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "DATABASE_POOL_MAX = min(32, appConnections / functionMaximumInstanceCount)" in text, \
+        "the formula is stated where the variable is"
+    variables = main_bicep["variables"]
+    pool_expr = var_value(main_bicep, "databasePoolMax")
+    assert "functionMaximumInstanceCount" in str(pool_expr) and "postgresAppConnections" in str(pool_expr)
+    assert "postgresMaxConnections" in str(var_value(main_bicep, "postgresAppConnections"))
+    by_sku = var_value(main_bicep, "postgresMaxConnectionsBySku")
+    assert by_sku["Standard_B1ms"] == 50 and by_sku["Standard_D2ds_v5"] == 859  # Azure's published limits
+    for env in ("dev", "prod", "azd"):
+        values = parameters[env]
+        assert values["postgresSkuName"] in by_sku, f"{env}: max_connections of this size unknown"
+        max_conn = evaluate("postgresMaxConnections", variables, values)
+        app_conn = evaluate("postgresAppConnections", variables, values)
+        pool = evaluate("databasePoolMax", variables, values)
+        instances = values["functionMaximumInstanceCount"]
+        assert app_conn <= max_conn - 15, "Azure keeps 15 connections"
+        assert pool >= 2, f"{env}: {pool} connection(s) per instance; a unit of work may need a second"
+        assert pool * instances <= app_conn, f"{env}: {instances} x {pool} exceeds {app_conn} connections"
+    fn = module("functionapp")
+    assert render(var_value(fn, "plainSettings")["DATABASE_POOL_MAX"]) == "string(databasePoolMax)"
+    assert {"type": "min_value", "argument": 1} in fn["parameters"]["databasePoolMax"]["decorators"], \
+        "a budget of 0 connections per instance fails the deployment"
+    assert main_bicep["modules"]["functionApp"]["config"]["params"]["databasePoolMax"] == "databasePoolMax"
+
+
+def test_pipeline_creates_the_app_database_principal(main_bicep):
+    import yaml
+
+    steps = yaml.safe_load((INFRA / "pipelines" / "deploy-steps.yml").read_text())["steps"]
+    names_ = [s.get("displayName", "") for s in steps]
+    migrate = next(i for i, n in enumerate(names_) if "migrations" in n)
+    principal = next(i for i, n in enumerate(names_) if "principal" in n.lower())
+    deploy = next(i for i, n in enumerate(names_) if n == "Deploy Function app")
+    assert migrate < principal < deploy, "the role and its grants exist before the new code runs"
+    script = steps[principal]["inputs"]["inlineScript"]
+    assert "pgaadauth_create_principal_with_oid" in script and "--resource-type oss-rdbms" in script
+    assert "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES" in script
+    assert "ALTER DEFAULT PRIVILEGES" in script
+    assert steps[principal]["env"]["POSTGRES_ADMIN_PASSWORD"] == "$(POSTGRES_ADMIN_PASSWORD)"
+    used = set(re.findall(r"\bout (\w+)", script)) | set(re.findall(
+        r"jq -r \.(\w+)\.value", steps[migrate]["inputs"]["inlineScript"]))
+    assert used <= set(main_bicep["outputs"]), f"outputs the pipeline reads but main.bicep lacks: {used}"
+    assert "database-url" not in steps[migrate]["inputs"]["inlineScript"], \
+        "migrations run as the schema owner, not with the app's passwordless URL"
