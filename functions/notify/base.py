@@ -347,3 +347,19 @@ def redact(text: str, *secrets: str | None) -> str:
         if s and len(s) >= 4:
             text = text.replace(s, "***")
     return text
+
+
+def delivery_reference(alert_id: int, channel_id: int | None, prefix: str = "TA") -> str:
+    """The idempotency reference of one alert on one channel, written into the remote object so that a
+    create whose answer was lost (a timeout after the remote committed) can be found again.
+
+    Letters and digits only (``TA4711C12``): full-text search engines (EarthRanger's PostgreSQL
+    ``to_tsvector``) keep such a word as one token, and it needs no quoting in any query syntax. Compare it
+    as a whole word: a prefix search for ``TA4711C1`` also finds ``TA4711C12``.
+    """
+    return f"{prefix}{alert_id}" + ("" if channel_id is None else f"C{channel_id}")
+
+
+def mentions_reference(text: str, ref: str) -> bool:
+    """``ref`` occurs in ``text`` as a whole word (not as the prefix of a longer reference)."""
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(ref)}(?![A-Za-z0-9])", text or "") is not None

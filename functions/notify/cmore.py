@@ -27,6 +27,14 @@ same fields; a form binder reads both alike). The comment's id is read like the 
 
 Timeouts, connection errors, 5xx and 429 (with Retry-After) raise TransientDeliveryError; other 4xx raise
 PermanentDeliveryError. Retries with backoff are the queue's job, not this adapter's.
+
+Duplicate window that stays open (issue 13): every event's description ends with the delivery reference
+(``TrapAlert ref TA<alert id>C<channel id>``, :func:`delivery_reference`), but CMORE offers no way we know of
+to find an event by it: the open-source integration (PADAS ``gundi-integration-cmore``,
+``app/datasource/client.py``) only *writes* messages (``/v2/messages/events``, ``/comment``) and reads tags,
+the classification tree and gateway mappings. So a create that timed out after CMORE committed it is
+created again on the next attempt; the adapter records ``ambiguous_creates`` in the partial state and logs
+a warning naming the reference, so an operator can find and close the duplicate.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from .base import (
     PermanentDeliveryError,
     SecretResolver,
     TransientDeliveryError,
+    delivery_reference,
     error_for_status,
     http_url,
     parse_config,
@@ -117,6 +126,7 @@ class CmoreConfig(BaseModel):
     photo_comment: bool = True
     tags_ttl_s: float = Field(default=3600.0, ge=0)
     timeout_s: float | None = Field(default=None, gt=0)
+    ref_prefix: str = Field(default="TA", pattern=r"^[A-Za-z]{1,12}$")
 
     @field_validator("base_url")
     @classmethod
@@ -223,9 +233,18 @@ class CmoreNotifier:
     kind = "cmore"
     config_model = CmoreConfig
 
-    def __init__(self, config: CmoreConfig, username: str, password: str, http: HttpSettings | None = None):
+    def __init__(
+        self,
+        config: CmoreConfig,
+        username: str,
+        password: str,
+        http: HttpSettings | None = None,
+        *,
+        channel_id: int | None = None,
+    ):
         http = http or HttpSettings()
         self.config = config
+        self._channel_id = channel_id
         self._username = username
         self._password = password
         self._cache_key = (config.base_url, username, config.unique_id)
@@ -241,7 +260,7 @@ class CmoreNotifier:
     def from_channel(cls, channel: Channel, secrets: SecretResolver, http: HttpSettings) -> CmoreNotifier:
         cfg = parse_config(CmoreConfig, channel)
         username = cfg.username if cfg.username else secrets(cfg.username_setting or "")
-        return cls(cfg, username, secrets(cfg.password_setting), http)
+        return cls(cfg, username, secrets(cfg.password_setting), http, channel_id=channel.id)
 
     def __repr__(self) -> str:
         return f"CmoreNotifier({self.config.base_url})"
@@ -253,10 +272,15 @@ class CmoreNotifier:
     def _send(self, what: str, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             return self._client.request(method, path.lstrip("/"), **kw)
-        except httpx.TimeoutException:
-            raise TransientDeliveryError(f"CMORE {what}: timed out") from None
+        except httpx.TimeoutException as exc:
+            err = TransientDeliveryError(f"CMORE {what}: timed out")
+            err.ambiguous = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)  # type: ignore[attr-defined]
+            raise err from None
         except httpx.TransportError as exc:
-            raise TransientDeliveryError(f"CMORE {what}: connection failed ({type(exc).__name__})") from None
+            err = TransientDeliveryError(f"CMORE {what}: connection failed ({type(exc).__name__})")
+            # sent, then the connection broke (not refused, not a failed connect)
+            err.ambiguous = isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError)  # type: ignore[attr-defined]
+            raise err from None
 
     def _check(self, what: str, response: httpx.Response) -> Any:
         if response.is_success:
@@ -358,9 +382,13 @@ class CmoreNotifier:
         return out
 
     # ------------------------------------------------------------------------------------ messages
+    def reference(self, notice: AlertNotice) -> str:
+        return delivery_reference(notice.alert_id, self._channel_id, self.config.ref_prefix)
+
     def event_body(self, notice: AlertNotice) -> dict[str, Any]:
+        description = render(self.config.description_template, template_values(notice)).strip()
         return {
-            "description": render(self.config.description_template, template_values(notice)).strip(),
+            "description": f"{description}\nTrapAlert ref {self.reference(notice)}".strip(),
             "latitude": notice.camera.latitude,
             "longitude": notice.camera.longitude,
             "altitude": self.config.altitude,
@@ -388,9 +416,22 @@ class CmoreNotifier:
         state: dict[str, Any] = dict(resume.state) if resume else {}
         root = state.get("root_message_id")
         if not root:
-            root = _message_id(
-                self._authed("create event", "POST", "/v2/messages/events", json=self.event_body(notice))
-            )
+            ambiguous = int(state.get("ambiguous_creates") or 0)
+            if ambiguous:
+                log.warning(
+                    "CMORE: creating %s again after %d ambiguous attempt(s); CMORE has no lookup by "
+                    "reference, so check for a duplicate event with that reference",
+                    self.reference(notice),
+                    ambiguous,
+                )
+            try:
+                root = _message_id(
+                    self._authed("create event", "POST", "/v2/messages/events", json=self.event_body(notice))
+                )
+            except TransientDeliveryError as exc:
+                if getattr(exc, "ambiguous", False) or exc.status in (502, 504):
+                    exc.partial = DeliveryResult(state={**state, "ambiguous_creates": ambiguous + 1})
+                raise
             if not root:
                 raise TransientDeliveryError("CMORE create event: answer without a message id")
             state = {"root_message_id": root, "comments": [], "photos": []}

@@ -71,7 +71,8 @@ def test_new_alert_logs_in_creates_event_and_photo_comment(fake_cmore, secrets, 
 
     assert reqs[2].json == {
         "description": "Person at CT-07 Sabie drift\n1 person detected at 04:14 (93%).\n"
-        f"Camera CT-07 Sabie drift (Kruger South). Photo: {notice.photo_url}",
+        f"Camera CT-07 Sabie drift (Kruger South). Photo: {notice.photo_url}\n"
+        "TrapAlert ref TA42C21",  # the delivery reference (alert 42, channel 21)
         "latitude": -25.1234,
         "longitude": 31.9123,
         "altitude": 0.0,

@@ -53,6 +53,7 @@ def test_new_alert_creates_event_and_attaches_photo(fake_er, secrets, notice, ph
             "confidence": 0.93,
             "image_count": 1,
             "photo_url": notice.photo_url,
+            "trapalert_ref": f"TA{notice.alert_id}C11",  # the delivery reference (alert, channel 11)
         },
     }
     upload = reqs[1]
@@ -126,6 +127,7 @@ def test_priorities_and_detail_keys_are_configurable(fake_er, secrets, photo):
         "source": "trapalert",
         "cameratrap_name": "CT-07 Sabie drift",
         "detection_confidence": 0.93,
+        "trapalert_ref": "TA42C11",
     }
 
 
