@@ -271,14 +271,23 @@ def test_one_trace_from_the_webhook_through_both_queues_to_each_channel_delivery
     assert all(s.parent is None and "devstoreaccount1" in (_url_of(s) or "") for s in spans
                if s.context.trace_id != trace_id), outside
     assert len(in_trace) > 10
-    for span in functions.values():
-        assert span.parent is not None and span.parent.span_id == root and span.parent.is_remote
-        assert span.attributes["trapalert.correlation_id"] == cid
-
     def ancestors(span):
         while span.parent is not None and span.parent.span_id in by_id:
             span = by_id[span.parent.span_id]
             yield span
+
+    for span in functions.values():
+        assert span.parent is not None and span.parent.is_remote
+        assert span.attributes["trapalert.correlation_id"] == cid
+    # the webhook hangs from the correlation id's root; each queue function from the span that sent its
+    # message (the message's traceparent, written with it in the outbox): parent links from end to end
+    webhook = functions["trapalert.http.process_email_http"]
+    process_image = functions["trapalert.queue.process_image_queue"]
+    assert webhook.parent.span_id == root
+    assert process_image.parent.span_id in by_id and webhook in [by_id[process_image.parent.span_id],
+                                                                  *ancestors(by_id[process_image.parent.span_id])]
+    send_alert_parent = by_id[functions["trapalert.queue.send_alert_queue"].parent.span_id]
+    assert process_image in [send_alert_parent, *ancestors(send_alert_parent)]
 
     send_alert = functions["trapalert.queue.send_alert_queue"]
     clients = [s for s in spans if s.kind == SpanKind.CLIENT]

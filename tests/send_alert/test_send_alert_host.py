@@ -81,7 +81,7 @@ def test_poison_after_the_retry_horizon_names_the_failing_channel(
     assert len(failures) >= 3 and {f["dequeue_count"] for f in failures} == {1}
     retries = db.fetchall("SELECT body, delay_s FROM outbox WHERE key LIKE 'retry:send-alert:%%' ORDER BY id")
     assert [r["body"]["attempt"] for r in retries] == list(range(1, len(failures)))
-    assert all(r["delay_s"] == 1 for r in retries)
+    assert all(r["delay_s"] in (1, 2) for r in retries)  # 1 s +-10 %, whole seconds up
     rows = h.deliveries(db, alert_id)
     assert (rows["er-main"]["status"], rows["er-main"]["attempts"]) == ("failed", len(failures))
     assert rows["cmore-ops-room"]["attempts"] == 1 and rows["rangers-email"]["attempts"] == 1
