@@ -9,8 +9,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test stop status install system-deps lint clean
 
-# Debian packages the tests need (headless Chromium for the ops page test); installed once, when missing.
-SYSTEM_PACKAGES := chromium chromium-driver
+# Debian packages the tests need (headless Chromium for the ops page test; jq, which the pipeline's scoring
+# image step uses and its test runs); installed once, when missing.
+SYSTEM_PACKAGES := chromium chromium-driver jq
 
 $(STAMP): pyproject.toml requirements.txt requirements-local.txt requirements-dev.txt scoring/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +24,7 @@ node_modules/.installed: package.json package-lock.json
 	touch node_modules/.installed
 
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v jq >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  echo "installing $(SYSTEM_PACKAGES) (Debian packages)"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \

@@ -161,10 +161,11 @@ def _link(span_context: trace.SpanContext, trace_id: int) -> list[trace.Link] | 
     return None
 
 
-def correlation_id_of(body: bytes | str) -> str | None:
-    """The correlation id a queue message body carries (a UUID), or None: best effort, never raises."""
+def correlation_id_of(body: bytes | str | dict) -> str | None:
+    """The correlation id a queue message body (JSON text, or already parsed) carries (a UUID), or None: best
+    effort, never raises."""
     try:
-        data = json.loads(body)
+        data = body if isinstance(body, dict) else json.loads(body)
         return str(uuid.UUID(str(data["correlation_id"])))
     except (ValueError, TypeError, KeyError, RecursionError):
         return None

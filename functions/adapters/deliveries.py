@@ -182,50 +182,33 @@ class DeliveryRepository:
         return bool(row and row["n"] == 1)
 
     def record_failed(
-        self, claim: Claim, error: str, *, external_id: str | None = None, state: dict[str, Any] | None = None
-    ) -> bool:
-        """Record a failed attempt; ``external_id``/``state`` (a partial result) replace the stored ones
-        when given, so that the next attempt resumes where this one stopped."""
-        n = self.db.execute(
-            """UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = %s,
-                      external_id = COALESCE(%s, external_id),
-                      state = COALESCE(%s::jsonb, state),
-                      updated_at = now(), claim_token = NULL, claimed_until = NULL
-               WHERE id = %s AND claim_token = %s""",
-            (
-                error[:2000],
-                external_id,
-                None if state is None else json.dumps(state),
-                claim.delivery_id,
-                claim.token,
-            ),
-        )
-        return n == 1
-
-    def record_permanent(
         self,
         claim: Claim,
         error: str,
-        fix: str,
         *,
+        fix: str | None = None,
         external_id: str | None = None,
         state: dict[str, Any] | None = None,
     ) -> bool:
-        """A permanent failure of this delivery (it waits for an operator): recorded with what to fix."""
+        """Record a failed attempt; ``external_id``/``state`` (a partial result) replace the stored ones
+        when given, so that the next attempt resumes where this one stopped. With ``fix``, the failure is
+        permanent: the delivery waits for an operator, with what to fix."""
         n = self.db.execute(
-            """UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = %s,
-                      permanent = true, fix = %s, failed_at = now(),
-                      external_id = COALESCE(%s, external_id), state = COALESCE(%s::jsonb, state),
+            """UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = %(error)s,
+                      permanent = permanent OR %(permanent)s, fix = COALESCE(%(fix)s, fix),
+                      failed_at = CASE WHEN %(permanent)s THEN now() ELSE failed_at END,
+                      external_id = COALESCE(%(ext)s, external_id), state = COALESCE(%(state)s::jsonb, state),
                       updated_at = now(), claim_token = NULL, claimed_until = NULL
-               WHERE id = %s AND claim_token = %s""",
-            (
-                error[:2000],
-                fix[:1000],
-                external_id,
-                None if state is None else json.dumps(state),
-                claim.delivery_id,
-                claim.token,
-            ),
+               WHERE id = %(id)s AND claim_token = %(token)s""",
+            {
+                "error": error[:2000],
+                "permanent": fix is not None,
+                "fix": fix[:1000] if fix is not None else None,
+                "ext": external_id,
+                "state": None if state is None else json.dumps(state),
+                "id": claim.delivery_id,
+                "token": claim.token,
+            },
         )
         return n == 1
 
@@ -245,16 +228,6 @@ class DeliveryRepository:
     def mark_notified(self, channel_id: int) -> None:
         self.db.execute(
             "UPDATE channel_failures SET notified_at = now() WHERE channel_id = %s", (channel_id,)
-        )
-
-    def clear_channel_failure(self, channel_id: int) -> bool:
-        return (
-            self.db.execute(
-                "UPDATE channel_failures SET status = 'cleared', cleared_at = now() "
-                "WHERE channel_id = %s AND status = 'raised'",
-                (channel_id,),
-            )
-            > 0
         )
 
     def permanent_failures(

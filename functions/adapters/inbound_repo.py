@@ -250,23 +250,6 @@ class InboundRepository:
                     Outbox.add(cur, process_image_message(email_id, image_id, img))
         return stored
 
-    def cameras_matching(self, camera_ref: str, park_id: int | None) -> list[dict[str, Any]]:
-        """Cameras named ``camera_ref`` (name, alias or id), in ``park_id`` when given."""
-        params: list[Any] = [camera_ref, camera_ref]
-        where = "(c.name = %s OR %s = ANY(c.aliases)"
-        if camera_ref.isdigit():
-            where += " OR c.id = %s"
-            params.append(int(camera_ref))
-        where += ")"
-        if park_id is not None:
-            where += " AND c.park_id = %s"
-            params.append(park_id)
-        return self.db.fetchall(
-            "SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone "
-            f"FROM cameras c JOIN parks p ON p.id = c.park_id WHERE {where} ORDER BY c.id",
-            params,
-        )
-
 
 def email_scope(email_id: int) -> str:
     """The outbox scope of an email's process-image messages."""

@@ -19,6 +19,7 @@ path: ``email:<id>``, ``camera:<id>``, ``camera-health``, ``poison:<record id>``
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from typing import Any
 from psycopg2.extras import Json
 from pydantic import BaseModel
 
-from ..db import Database
+from ..db import Database, DatabaseUnavailable
+from ..telemetry import correlation_id_of, current_traceparent
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,6 @@ class Outbox:
         """Write ``item`` in the caller's transaction; False when a message with its key exists already."""
         body = item.message.model_dump(mode="json") if isinstance(item.message, BaseModel) else item.message
         if isinstance(body, dict) and "correlation_id" in body and not body.get("traceparent"):
-            from ..telemetry import current_traceparent
-
             body = body | {"traceparent": current_traceparent()}
         cur.execute(
             "INSERT INTO outbox (queue, body, key, scope, correlation_id, delay_s, subject) "
@@ -66,7 +66,7 @@ class Outbox:
                 Json(body),
                 item.key,
                 item.scope,
-                _correlation_id(body),
+                correlation_id_of(body),
                 math.ceil(item.delay_s),
                 _subject(body),
             ),
@@ -126,8 +126,6 @@ class Outbox:
         (``"direct"``: the message carries its own state and every handler is idempotent). Once the outbox
         row is committed the message is safe even if this flush fails (a later flush or the sweeper sends
         it). Raises only when neither the database nor the queue took it."""
-        from ..db import DatabaseUnavailable
-
         try:
             with self.db.transaction() as cur:
                 self.add(cur, item)
@@ -137,7 +135,7 @@ class Outbox:
             self.storage.enqueue(
                 item.queue,
                 body if isinstance(body, str) else _json_text(body),
-                visibility_timeout=int(item.delay_s) or None,
+                visibility_timeout=math.ceil(item.delay_s) or None,
             )
             return "direct"
         try:
@@ -163,25 +161,7 @@ class Outbox:
 
 
 def _json_text(body: Any) -> str:
-    import json
-
     return body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-
-
-def _correlation_id(body: Any) -> str | None:
-    """The body's correlation id when it has a valid one (a str body is parsed, best effort)."""
-    import json
-    import uuid
-
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except (ValueError, RecursionError):
-            return None
-    try:
-        return str(uuid.UUID(str(body["correlation_id"])))
-    except (TypeError, KeyError, ValueError, AttributeError):
-        return None
 
 
 def _subject(body: Any) -> str | None:

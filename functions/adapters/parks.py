@@ -123,15 +123,20 @@ class ParkRepository:
             "SELECT c.*, p.slug AS park_slug FROM cameras c JOIN parks p ON p.id = c.park_id "
             "ORDER BY p.slug, c.name")
 
-    def cameras_named(self, name: str, park_slug: str | None = None) -> list[dict[str, Any]]:
-        """Cameras whose name or one of whose aliases is ``name`` (in park ``park_slug`` when given), with
-        their park's slug and inbound address."""
+    def cameras_named(
+        self, name: str, park_slug: str | None = None, *, or_id: bool = False
+    ) -> list[dict[str, Any]]:
+        """Cameras whose name or one of whose aliases is ``name`` (or, with ``or_id``, whose id it is), in
+        park ``park_slug`` when given, with their park's slug, inbound address and effective time zone."""
+        camera_id = int(name) if or_id and name.isdigit() else None
         return self.db.fetchall(
-            """SELECT c.*, p.slug AS park_slug, p.inbound_address AS park_inbound_address
+            """SELECT c.*, p.slug AS park_slug, p.inbound_address AS park_inbound_address,
+                      COALESCE(c.timezone, p.timezone) AS effective_timezone
                FROM cameras c JOIN parks p ON p.id = c.park_id
-               WHERE (c.name = %(n)s OR %(n)s = ANY(c.aliases)) AND (%(p)s::text IS NULL OR p.slug = %(p)s)
+               WHERE (c.name = %(n)s OR %(n)s = ANY(c.aliases) OR c.id = %(id)s)
+                 AND (%(p)s::text IS NULL OR p.slug = %(p)s)
                ORDER BY c.id""",
-            {"n": name, "p": park_slug})
+            {"n": name, "p": park_slug, "id": camera_id})
 
     def first_camera(self, park_id: int, zone: str | None = None) -> dict[str, Any] | None:
         """The park's first camera (lowest id), of ``zone`` when given, with its effective time zone."""

@@ -12,8 +12,9 @@ Steps, each safe to repeat (delivery is at least once):
    camera's state, let the domain decide (functions/domain/decision.py: rules, the event (burst), static
    false positives, the alert) and save the decision, with the SendAlert of a new alert version written to
    the outbox in the same transaction (functions/adapters/alerts_repo.py);
-4. after the commit, flush the camera's outbox scope (functions/adapters/outbox.py). If the enqueue fails
-   the message fails, and its retry (which finds the photo decided) flushes it then.
+4. after the commit, when the decision wrote a SendAlert, flush the camera's outbox scope
+   (functions/adapters/outbox.py). If the enqueue fails the message fails, and its retry (which finds the
+   photo decided) flushes it then.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def handle(msg: ProcessImage, svc) -> Decision | None:
     decision = decide_photo(PostgresUnitOfWork(svc.db), msg.image_id, camera_id, score)
     if decision.notify is not None and not decision.already_decided:
         metrics.alert_raised(kind="detection", reason=decision.notify)
-    svc.outbox.flush(camera_scope(camera_id))
+    if decision.notify is not None or decision.already_decided:
+        # only a decision that wrote a SendAlert has one to send; a redelivered message sends what an
+        # earlier attempt may have left (the sweeper sends anything else)
+        svc.outbox.flush(camera_scope(camera_id))
     return decision
 
 

@@ -105,15 +105,12 @@ class ChannelsFailed(RuntimeError):
         super().__init__(f"alert {alert_id} v{version} not delivered to " + "; ".join(parts))
 
 
-DeliveryOutcome = ChannelOutcomeKind
-
-
 @dataclass(frozen=True)
 class ChannelOutcome:
     channel_id: int
     channel_name: str
     kind: str
-    outcome: DeliveryOutcome
+    outcome: ChannelOutcomeKind
     error: str | None = None
     external_id: str | None = None
     retry_after: float | None = None
@@ -199,7 +196,7 @@ def deliver_to_channel(
     channel = Channel.from_row(row)
 
     def outcome(
-        kind: DeliveryOutcome,
+        kind: ChannelOutcomeKind,
         error: str | None = None,
         external_id: str | None = None,
         retry_after: float | None = None,
@@ -224,7 +221,7 @@ def deliver_to_channel(
     return done
 
 
-_METRIC_STATUS: dict[DeliveryOutcome, str] = {
+_METRIC_STATUS: dict[ChannelOutcomeKind, str] = {
     "delivered": "delivered",
     "permanent": "failed",
     "transient": "transient",
@@ -287,7 +284,7 @@ def _deliver_claimed(
                 status=exc.status,
                 config_error=isinstance(exc, ChannelConfigError),
             )
-            repo.record_permanent(claim, error, fix, **keep)
+            repo.record_failed(claim, error, fix=fix, **keep)
             log.error(
                 "alert %s: channel %s (%s) failed permanently: %s; %s",
                 msg.alert_id,

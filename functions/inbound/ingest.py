@@ -423,7 +423,7 @@ def _resolve_camera(svc, camera_ref: str, park_ref: str | None) -> dict[str, Any
         park = parks.park(park_ref) if park_ref else None
     except RegistryError as exc:
         raise ReleaseError(str(exc)) from None
-    rows = InboundRepository(svc.db).cameras_matching(camera_ref, park["id"] if park is not None else None)
+    rows = parks.cameras_named(camera_ref, park["slug"] if park is not None else None, or_id=True)
     if not rows:
         raise ReleaseError(f"no camera {camera_ref!r}" + (f" in park {park_ref}" if park_ref else ""))
     if len(rows) > 1:

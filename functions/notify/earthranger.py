@@ -477,6 +477,18 @@ class EarthRangerNotifier:
         }
         return event_id, state
 
+    def _settle(self, pending: dict[str, Any], state: dict[str, Any], what: str) -> None:
+        """After an ambiguous failure, what the search did not find yet may still be committed by ER: until
+        ``ambiguous_settle_s`` after the failure, look again later (raise) rather than create it again."""
+        wait = float(pending.get("failed_at") or 0) + self.config.ambiguous_settle_s - time.time()
+        if wait > 0:
+            raise TransientDeliveryError(
+                f"{what} not found yet after an ambiguous failure; looking again in {wait:.0f} s before "
+                "creating it",
+                retry_after=wait,
+                partial=DeliveryResult(state=state),
+            )
+
     def _adopt_created(
         self, notice: AlertNotice, state: dict[str, Any], pending: dict[str, Any]
     ) -> tuple[str, dict[str, Any]] | None:
@@ -488,14 +500,7 @@ class EarthRangerNotifier:
             exc.partial = DeliveryResult(state=state)  # keep looking before creating
             raise
         if event is None:
-            wait = float(pending.get("failed_at") or 0) + self.config.ambiguous_settle_s - time.time()
-            if wait > 0:
-                raise TransientDeliveryError(
-                    f"EarthRanger create event: {ref} not found yet after an ambiguous failure; "
-                    f"looking again in {wait:.0f} s before creating",
-                    retry_after=wait,
-                    partial=DeliveryResult(state=state),
-                )
+            self._settle(pending, state, f"EarthRanger create event: {ref}")
             log.info("EarthRanger: %s was not created by the ambiguous attempt; creating it", ref)
             return None
         event_id = str(event["id"])
@@ -626,14 +631,7 @@ class EarthRangerNotifier:
                 exc.partial = DeliveryResult(external_id=None, state=state)
                 raise
             if group_id is None:
-                wait = float(pending.get("failed_at") or 0) + self.config.ambiguous_settle_s - time.time()
-                if wait > 0:
-                    raise TransientDeliveryError(
-                        f"EarthRanger camera-trap report: {pending['filename']} not found yet after an "
-                        f"ambiguous failure; looking again in {wait:.0f} s",
-                        retry_after=wait,
-                        partial=DeliveryResult(state=state),
-                    )
+                self._settle(pending, state, f"EarthRanger camera-trap report: {pending['filename']}")
             else:
                 files = _remember(files, str(pending["filename"]))
             state.pop("pending_report", None)

@@ -14,6 +14,15 @@ Endpoints under ``/za/WebAPI/api``:
     POST /v2/messages/comments form or multipart (rootMessageId, description, dateOccurred, uploadType,
                                optional file part "file") -> {"id": <message id>}     (Token auth)
 
+Sources of the shapes (a stand-in is only as true as its source): CSIR's CMORE API as the open-source
+integration that reaches it in production calls it, PADAS ``gundi-integration-cmore``
+``app/datasource/client.py``: ``POST /token/login`` (form fields, ``Authorization: Token <token>`` after),
+``POST /v2/messages/events`` (JSON event, write endpoints may answer 2xx with an empty body). Two shapes here
+still follow this project's first adapter and differ from that integration: the integration reads
+``GET /v2/tags/getfull`` as a list of *domains* each holding ``tags[]`` (here: a flat list of tags), and
+posts comments and photos to ``POST /comment`` (here: ``/v2/messages/comments``). Both are issue 21
+("Channels as their real services speak"); tests that pass here do not prove those two against CMORE.
+
 Run alone: ``python -m tests.fakes.cmore --port 8002``.
 """
 

@@ -9,6 +9,12 @@
 must have ``personalizations`` (with ``to``), ``from`` and ``content`` or a template; attachments need
 ``content`` (base64) and ``filename``. 202 with an empty body and ``X-Message-Id``, as SendGrid answers.
 
+Source of the shape: SendGrid's v3 Mail Send API reference (``POST /v3/mail/send``: bearer API key, the
+``personalizations``/``from``/``content``/``attachments`` body, ``202 Accepted`` with no body and an
+``X-Message-Id`` header; 4xx answers carry ``{"errors": [{"message", "field"}]}``), as the official
+``sendgrid`` Python client (``SendGridAPIClient(...).send(Mail)``, the helper classes in
+``sendgrid.helpers.mail``) sends it.
+
 Run alone: ``python -m tests.fakes.sendgrid --port 8003``.
 """
 

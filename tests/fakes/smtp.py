@@ -5,6 +5,9 @@
         smtp.messages       # [SmtpMessage(mail_from, rcpt_to, data: bytes, message: EmailMessage)]
         smtp.fail_next(n, code=451)   # the next n DATA commands answer ``code``
 
+Source: RFC 5321 (the commands and reply codes above, a 4xx reply to DATA is a transient failure), as the
+standard library's ``smtplib.SMTP`` client (used by the email channel's ``smtp`` mode) speaks it.
+
 Run alone: ``python -m tests.fakes.smtp --port 2525`` (a local mail sink for the demo).
 """
 

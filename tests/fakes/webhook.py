@@ -6,6 +6,11 @@
         hook.requests, hook.fail_next(...), ...
 
 With ``secret`` set, a request whose ``X-TrapAlert-Signature`` does not verify gets 401.
+Source: there is no third-party service here: the receiver stands for a park's own server, and the shape is
+TrapAlert's webhook contract as documented for integrators in docs/integrations.md ("webhook": JSON body,
+``X-TrapAlert-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + raw body>``; 2xx accepted, 408, 425,
+429 and 5xx retried, any other answer permanent), which functions/notify/webhook.py implements.
+
 Run alone: ``python -m tests.fakes.webhook --port 8004``.
 """
 

@@ -24,6 +24,7 @@ from functions.messages import ProcessImage, SendAlert
 from functions.middleware import chain, chain_info
 from functions.ops import metrics
 from functions.telemetry import correlation_id
+from tests.support.metrics import points
 
 TRIGGER_KINDS = {"httpTrigger": "http", "queueTrigger": "queue", "timerTrigger": "timer"}
 
@@ -66,14 +67,6 @@ def reader():
     metrics.use_meter_provider(None)
 
 
-def points(reader) -> dict[str, list]:
-    out: dict[str, list] = {}
-    data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else []:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                out.setdefault(m.name, []).extend(m.data.data_points)
-    return out
 
 
 def message(body: str | bytes, dequeue_count: int = 1, message_id: str | None = None) -> QueueMessage:

@@ -27,6 +27,7 @@ from functions.localhost.services import PROJECT_ROOT
 from functions.messages import SendAlert
 from functions.ops import metrics
 from tests.ops.conftest import OPS_SECRET, OPS_SECRET_SETTING
+from tests.support.metrics import points as _points
 
 DOC = PROJECT_ROOT / "docs" / "operations.md"
 NOT_METRICS = {"trapalert.correlation_id"}  # a span and log attribute the guide names for its queries
@@ -38,14 +39,6 @@ def documented_metrics() -> set[str]:
     return {m.rstrip(".") for m in re.findall(r"trapalert\.[a-z_.]+", DOC.read_text())} - NOT_METRICS
 
 
-def _points(reader) -> dict[str, list]:
-    out: dict[str, list] = {}
-    data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else []:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                out.setdefault(m.name, []).extend(m.data.data_points)
-    return out
 
 
 def _app_functions() -> dict:

@@ -17,15 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from functions.localhost.services import PROJECT_ROOT
 from functions.ops import metrics
 from functions.telemetry import JsonFormatter, correlation
-
-
-def _points(reader) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for rm in reader.get_metrics_data().resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                out.setdefault(m.name, []).extend(m.data.data_points)
-    return out
+from tests.support.metrics import points as _points
 
 
 def test_named_metrics_record_with_low_cardinality_attributes():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from functions.localhost.services import PROJECT_ROOT, free_port, stop_process
+from functions.localhost.services import PROJECT_ROOT, stop_process
 
 FUNCTION_KEY = "test-function-key"
 MASTER_KEY = "test-master-key"
