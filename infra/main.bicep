@@ -38,7 +38,7 @@ param functionAlwaysReady array
 param functionMaximumInstanceCount int
 param functionInstanceMemoryMB int
 
-@description('App setting names of notification channel secrets, e.g. EARTHRANGER_TOKEN, CMORE_PASSWORD.')
+@description('App setting names of notification channel secrets, e.g. CHANNEL_SECRET_EARTHRANGER_TOKEN, CHANNEL_SECRET_CMORE_PASSWORD (channels may only name CHANNEL_SECRET_* settings).')
 param channelSecretNames array
 
 // ---- scoring service

@@ -1,8 +1,12 @@
 """Channels in PostgreSQL (what `trapalert channels` edits) and the rule that keeps secrets out of them.
 
 A channel's config is validated by its adapter's config model before it is saved, and refused when it
-carries a secret value: secrets are named by app setting (``token_setting: EARTHRANGER_TOKEN_PARKX``),
-never written into the database.
+carries a secret value: secrets are named by app setting (``token_setting: CHANNEL_SECRET_ER_TOKEN_PARKX``),
+never written into the database. The safety rules of every kind (functions/notify/safety.py: secret setting
+names, https, public addresses) are checked with the park's allowed secret names
+(``parks.settings.channel_secrets``). A channel added without ``people_photos`` gets its kind's default
+written into its config (functions/notify/privacy.py), so that what it receives is visible in
+``trapalert channels list``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import re
 from typing import Any
 
 from ..db import Database
-from ..notify import Channel, ChannelConfigError, validate_channel
+from ..notify import Channel, ChannelConfigError, park_secret_names, validate_channel
+from ..notify.privacy import default_policy
 
 PURPOSES = ("alerts", "ops")
 # key names that hold secrets unless they are *_setting references
@@ -61,13 +66,13 @@ def secret_problems(config: Any, path: str = "") -> list[str]:
     return problems
 
 
-def check_channel(channel: Channel) -> None:
-    """Raise ChannelError when the config holds a secret or its adapter's model refuses it."""
+def check_channel(channel: Channel, *, allowed_secrets: tuple[str, ...] = ()) -> None:
+    """Raise ChannelError when the config holds a secret, is unsafe, or its adapter's model refuses it."""
     problems = secret_problems(channel.config)
     if problems:
         raise ChannelError("secrets never go into a channel's config: " + "; ".join(problems))
     try:
-        validate_channel(channel)
+        validate_channel(channel, allowed_secrets=allowed_secrets)
     except ChannelConfigError as exc:
         raise ChannelError(str(exc)) from None
 
@@ -98,7 +103,12 @@ class ChannelRepository:
         if not name.strip():
             raise ChannelError("a channel needs a name")
         park_id = self.park_id(park_slug)
-        check_channel(Channel(id=0, park_id=park_id, kind=kind, name=name, config=config, zone=zone))
+        if "people_photos" not in config:
+            config = {**config, "people_photos": default_policy(kind)}
+        check_channel(
+            Channel(id=0, park_id=park_id, kind=kind, name=name, config=config, zone=zone),
+            allowed_secrets=self.allowed_secrets(park_id),
+        )
         row = self.db.fetchone(
             """INSERT INTO channels (park_id, name, kind, purpose, zone, config, enabled)
                VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)
@@ -108,6 +118,11 @@ class ChannelRepository:
         if row is None:
             raise ChannelError(f"park {park_slug} already has a channel {name!r} (remove it first)")
         return row
+
+    def allowed_secrets(self, park_id: int) -> tuple[str, ...]:
+        """Secret setting names the park's channels may use besides ``CHANNEL_SECRET_*``."""
+        row = self.db.fetchone("SELECT settings FROM parks WHERE id = %s", (park_id,))
+        return park_secret_names(row["settings"] if row else None)
 
     def get(self, park_slug: str, name: str) -> dict[str, Any]:
         row = self.db.fetchone(

@@ -51,7 +51,7 @@ class DeliveryRepository:
             """SELECT a.*, a.updated_at AS alert_updated_at,
                       c.name AS camera_name, c.latitude, c.longitude, c.zone AS camera_zone,
                       COALESCE(c.timezone, p.timezone) AS camera_timezone,
-                      p.slug AS park_slug, p.name AS park_name,
+                      p.slug AS park_slug, p.name AS park_name, p.settings AS park_settings,
                       i.blob_name AS image_blob, i.sha256 AS image_sha256, i.taken_at AS image_taken_at
                FROM alerts a
                JOIN cameras c ON c.id = a.camera_id

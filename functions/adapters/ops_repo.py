@@ -32,7 +32,8 @@ class OpsRepository:
         """Enabled ops channels (purpose 'ops') of ``park_ids``, of every park when None."""
         return self.db.fetchall(
             "SELECT c.id, c.park_id, c.kind, c.name, c.config, c.zone, c.enabled, p.slug AS park_slug, "
-            "p.name AS park_name FROM channels c JOIN parks p ON p.id = c.park_id "
+            "p.name AS park_name, p.settings AS park_settings "
+            "FROM channels c JOIN parks p ON p.id = c.park_id "
             "WHERE c.purpose = 'ops' AND c.enabled "
             "AND (%(parks)s::bigint[] IS NULL OR c.park_id = ANY(%(parks)s)) "
             "ORDER BY c.id",

@@ -24,12 +24,12 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..notify.http import parse_retry_after
 from ..ops import metrics
 
 log = logging.getLogger(__name__)
@@ -228,15 +228,4 @@ def _detail(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response, cap: float) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-            seconds = when.timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, min(cap, seconds))
+    return parse_retry_after(response.headers.get("Retry-After"), cap=cap)

@@ -1,13 +1,12 @@
 """`trapalert channels add|list|remove|test`: where a park's alerts go.
 
 Secrets are never given here: a config names the app setting that holds each secret
-(``"token_setting": "EARTHRANGER_TOKEN_KRUGER"``); `add` refuses configs that carry secret values.
+(``"token_setting": "CHANNEL_SECRET_ER_TOKEN_KRUGER"``); `add` refuses configs that carry secret values.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import click
 
@@ -18,12 +17,12 @@ from ..notify import (
     CameraRef,
     Channel,
     DeliveryError,
-    DetectionRef,
     ParkRef,
     available_kinds,
     build_notifier,
     close_notifier,
 )
+from ..notify.privacy import default_policy, policy_of
 from .base import cli, db, echo_json, echo_table, services
 
 
@@ -39,7 +38,12 @@ def channels() -> None:
 @channels.command("add", help="Add a channel; its config is checked by the adapter before it is saved.")
 @click.option("--park", required=True, help="park slug")
 @click.option("--name", required=True)
-@click.option("--kind", required=True, help="earthranger, cmore, email, webhook, or a third-party kind")
+@click.option(
+    "--kind",
+    required=True,
+    help="earthranger, cmore, email, webhook, telegram, twilio (SMS / WhatsApp), or a third-party kind "
+    "(`trapalert channels kinds`)",
+)
 @click.option("--purpose", type=click.Choice(["alerts", "ops"]), default="alerts", show_default=True)
 @click.option("--zone", help="only cameras of this zone (default: the whole park)")
 @click.option(
@@ -47,7 +51,9 @@ def channels() -> None:
     "config_json",
     required=True,
     help='JSON, secrets by setting name, e.g. \'{"service_root": "https://x.pamdas.org", '
-    '"token_setting": "ER_TOKEN_X"}\'',
+    '"token_setting": "CHANNEL_SECRET_ER_TOKEN_X"}\'; secret settings are named CHANNEL_SECRET_* or listed '
+    'in the park\'s settings.channel_secrets; add "allow_http": true / "allow_private_network": true '
+    'only for servers on your own network; "people_photos": "as_is" | "blurred" | "none"',
 )
 @click.option("--disabled", is_flag=True, help="add it switched off")
 def channels_add(park, name, kind, purpose, zone, config_json, disabled) -> None:
@@ -76,6 +82,10 @@ def channels_list(park, as_json) -> None:
         echo_json(rows)
         return
     for r in rows:
+        config = r.get("config") or {}
+        r["photos"] = policy_of(Channel(id=r["id"], park_id=0, kind=r["kind"], config=config))
+        r["allow_http"] = "yes" if config.get("allow_http") is True else "no"
+        r["allow_private"] = "yes" if config.get("allow_private_network") is True else "no"
         r["zone"] = r["zone"] or "all"
         r["last"] = f"{r['last_status']} (alert {r['last_alert_id']})" if r["last_status"] else "never"
         r["error"] = (r["last_error"] or "")[:80] if r["last_status"] == "failed" else ""
@@ -88,6 +98,9 @@ def channels_list(park, as_json) -> None:
             "purpose",
             "zone",
             "enabled",
+            "photos",
+            "allow_http",
+            "allow_private",
             "last",
             "last_at",
             "delivered",
@@ -111,7 +124,7 @@ def channels_remove(name, park) -> None:
 @channels.command("kinds", help="The channel kinds this installation can deliver to.")
 def channels_kinds() -> None:
     for kind, origin in sorted(available_kinds().items()):
-        click.echo(f"{kind:<14} {origin}")
+        click.echo(f"{kind:<14} {origin} (people_photos default: {default_policy(kind)})")
 
 
 @channels.command("test", help="Send a test notice through the channel's real adapter and print the result.")
@@ -126,13 +139,20 @@ def channels_test(name, park) -> None:
     svc = services()
     notice = channel_test_notice(repo.db, row)
     channel = Channel.from_row(row)
+    notifier = None
     try:
-        notifier = build_notifier(channel, svc.secrets)
+        notifier = build_notifier(channel, svc.secrets, allowed_secrets=repo.allowed_secrets(row["park_id"]))
+        check = getattr(notifier, "check", None)
+        problems = list(check() or []) if callable(check) else []
+        if problems:  # the adapter's own check (event type, permissions, tags): what to fix, no test notice
+            for problem in problems:
+                click.echo(f"channel {name} ({row['kind']}): {problem}", err=True)
+            raise SystemExit(1)
         result = notifier.send_new(notice)
     except DeliveryError as exc:
         raise click.ClickException(f"channel {name} ({row['kind']}): {type(exc).__name__}: {exc}") from None
     finally:
-        close_notifier(locals().get("notifier"))
+        close_notifier(notifier)
     click.echo(f"channel {name} ({row['kind']}): test notice delivered")
     echo_json({"external_id": result.external_id, "state": result.state})
 
@@ -154,25 +174,15 @@ def channel_test_notice(database, channel_row: dict) -> AlertNotice:
         if cam
         else CameraRef(id=0, name="TEST-CAMERA", timezone=park["timezone"], zone=channel_row["zone"])
     )
-    now = datetime.now(UTC)
-    detection = DetectionRef(category="person", conf=0.99, bbox=(0.35, 0.25, 0.3, 0.5))
-    return AlertNotice(
-        alert_id=0,
-        kind="new",
-        park=ParkRef(id=park["id"], slug=park["slug"], name=park["name"]),
-        camera=camera,
-        categories=["person"],
-        max_conf=0.99,
-        mean_conf=0.99,
-        image_count=1,
-        started_at=now,
-        updated_at=now,
-        title=f"TEST - TrapAlert channel test ({channel_row['name']})",
-        summary="This is a test of the alert channel. No action needed.",
-        photo_jpeg=_test_photo([detection]),
-        photo_filename=f"trapalert-test-{int(now.timestamp())}.jpg",
-        correlation_id=f"channel-test-{channel_row['id']}",
-        detections=[detection],
+    from ..notify.compose import TEST_DETECTION
+    from ..notify.compose import channel_test_notice as compose_test_notice
+
+    return compose_test_notice(
+        ParkRef(id=park["id"], slug=park["slug"], name=park["name"]),
+        camera,
+        channel_id=channel_row["id"],
+        channel_name=channel_row["name"],
+        photo=_test_photo([TEST_DETECTION]),
     )
 
 

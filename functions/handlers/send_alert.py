@@ -61,19 +61,19 @@ from ..domain.delivery import fix_for
 from ..messages import SendAlert
 from ..notify import (
     AlertNotice,
-    CameraRef,
     Channel,
     ChannelConfigError,
     DeliveryError,
     DeliveryResult,
     DetectionRef,
     EnvSecrets,
-    ParkRef,
     PermanentDeliveryError,
     build_notifier,
     close_notifier,
+    park_secret_names,
 )
-from ..notify.annotate import CATEGORY_NAMES, AnnotateError, annotate
+from ..notify.annotate import AnnotateError, annotate
+from ..notify.compose import AlertView, alert_notice, detection_refs, with_photo
 from ..ops import metrics
 from ..statuses import ChannelOutcomeKind
 
@@ -141,6 +141,7 @@ def handle(msg: SendAlert, svc) -> list[ChannelOutcome]:
     pending_cache: list = []
     notice = build_notice(alert, repo, svc, msg, defer=pending_cache.append)
     secrets = svc.secrets if hasattr(svc, "secrets") else EnvSecrets()
+    allowed = park_secret_names(alert.get("park_settings"))  # besides CHANNEL_SECRET_* (notify/safety.py)
     with ThreadPoolExecutor(
         max_workers=min(MAX_PARALLEL_CHANNELS, len(channels)) + len(pending_cache),
         thread_name_prefix="send-alert",
@@ -158,6 +159,7 @@ def handle(msg: SendAlert, svc) -> list[ChannelOutcome]:
                 alert["version"],
                 msg,
                 secrets,
+                allowed,
             )
             for ch in channels
         ]  # keeps the correlation id
@@ -190,7 +192,13 @@ def _alert_latency(repo: DeliveryRepository, alert_id: int) -> None:
 
 
 def deliver_to_channel(
-    repo: DeliveryRepository, row: dict[str, Any], notice: AlertNotice, version: int, msg: SendAlert, secrets
+    repo: DeliveryRepository,
+    row: dict[str, Any],
+    notice: AlertNotice,
+    version: int,
+    msg: SendAlert,
+    secrets,
+    allowed_secrets: tuple[str, ...] = (),
 ) -> ChannelOutcome:
     """Bring one channel to ``version`` of the alert; record the outcome; never raises a delivery error."""
     channel = Channel.from_row(row)
@@ -216,7 +224,9 @@ def deliver_to_channel(
     with _renewed(repo, claim) as lost:
         if lost.is_set():
             return outcome("transient", "the claim was lost before sending")
-        done = _deliver_claimed(repo, claim, channel, notice, version, msg, secrets, outcome, lost)
+        done = _deliver_claimed(
+            repo, claim, channel, notice, version, msg, secrets, outcome, lost, allowed_secrets
+        )
     metrics.delivery(channel.kind, _METRIC_STATUS[done.outcome], time.perf_counter() - started)
     return done
 
@@ -253,12 +263,12 @@ def _renewed(repo: DeliveryRepository, claim: Claim):
 
 
 def _deliver_claimed(
-    repo, claim: Claim, channel: Channel, notice, version: int, msg, secrets, outcome, lost=None
+    repo, claim: Claim, channel: Channel, notice, version: int, msg, secrets, outcome, lost=None, allowed=()
 ):
     recording = _RecordingSecrets(secrets)
     notifier = None
     try:
-        notifier = build_notifier(channel, recording)
+        notifier = build_notifier(channel, recording, allowed_secrets=allowed)
         previous, resume = _stored_results(claim)
         channel_notice = notice.model_copy(update={"kind": _notice_kind(notice, previous)})
         if previous is None:
@@ -407,96 +417,22 @@ class _RecordingSecrets:
 
 
 # ------------------------------------------------------------------------------------------ the notice
-def category_name(category: str) -> str:
-    return CATEGORY_NAMES.get(str(category), str(category))
-
-
-def map_url(latitude: float | None, longitude: float | None) -> str | None:
-    if latitude is None or longitude is None:
-        return None
-    return (
-        f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}"
-        f"#map=16/{latitude:.6f}/{longitude:.6f}"
-    )
-
-
 def _utc(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def _conf(value: Any) -> float:
-    return min(1.0, max(0.0, float(value or 0.0)))
 
 
 def build_notice(
     alert: dict[str, Any], repo: DeliveryRepository, svc, msg: SendAlert, defer=None
 ) -> AlertNotice:
-    """The notice of ``alert``; ``defer(task)`` receives work that may run after (caching the photo)."""
-    categories = list(dict.fromkeys(category_name(c) for c in alert["categories"] or []))
-    details = alert.get("details") or {}
-    if alert["kind"] == "health" and not categories and details.get("condition"):
-        categories = [f"camera health: {str(details['condition']).replace('_', ' ')}"]
-    detections = []
-    if alert["best_image_id"] is not None:
-        detections = [
-            DetectionRef(
-                category=category_name(d["category"]),
-                conf=_conf(d["conf"]),
-                bbox=(d["bbox_x"], d["bbox_y"], d["bbox_w"], d["bbox_h"]),
-            )
-            for d in repo.detections(alert["best_image_id"])
-        ]
-    camera = CameraRef(
-        id=alert["camera_id"],
-        name=alert["camera_name"],
-        latitude=alert["latitude"],
-        longitude=alert["longitude"],
-        timezone=alert["camera_timezone"] or "UTC",
-        zone=alert["camera_zone"],
-    )
-    what = ", ".join(categories) or "activity"
-    # per channel: "update" where the channel already has this alert (ops notices do not come this way: they
-    # are sent by functions/ops/notify.py)
-    kind = "health" if alert["kind"] == "health" else "new"
-    title = alert["title"] or f"{what[:1].upper()}{what[1:]} detected at {camera.name}"
-    started = _utc(alert["started_at"])
-    notice = AlertNotice(
-        alert_id=alert["id"],
-        kind=kind,
-        park=ParkRef(id=alert["park_id"], slug=alert["park_slug"], name=alert["park_name"]),
-        camera=camera,
-        categories=categories,
-        max_conf=_conf(alert["max_conf"]),
-        mean_conf=_conf(alert["mean_conf"]),
-        image_count=max(0, alert["image_count"] or 0),
-        started_at=started,
-        updated_at=_utc(alert["alert_updated_at"] if alert["kind"] == "health" else alert["last_image_at"]),
-        title=title,
-        summary=_summary(alert, what, camera),
-        map_url=map_url(camera.latitude, camera.longitude),
-        correlation_id=str(msg.correlation_id),
-        detections=detections,
-    )
-    if alert["best_image_id"] is None or not alert["image_blob"]:
+    """The notice of ``alert`` (composed by functions/notify/compose.py); ``defer(task)`` receives work
+    that may run after (caching the photo)."""
+    view = AlertView.from_row(alert)
+    detections = detection_refs(repo.detections(view.best_image_id)) if view.best_image_id is not None else []
+    notice = alert_notice(view, detections, correlation_id=str(msg.correlation_id))
+    if view.best_image_id is None or not alert["image_blob"]:
         return notice
     photo, url = _photo(svc, alert, detections, defer or (lambda task: task()))
-    name = f"{(alert['image_sha256'] or '')[:24] or 'image'}-{alert['best_image_id']}.jpg"
-    return notice.model_copy(update={"photo_jpeg": photo, "photo_url": url, "photo_filename": name})
-
-
-def _summary(alert: dict[str, Any], what: str, camera: CameraRef) -> str:
-    if alert["kind"] == "health":
-        details = alert.get("details") or {}
-        if details.get("summary"):
-            return str(details["summary"])
-        if details.get("status") == "cleared":
-            return f"Camera {camera.name} is back to normal."
-        return f"Camera {camera.name} needs attention (a silent camera may have been stolen)."
-    n = alert["image_count"] or 0
-    return (
-        f"{what.capitalize()} seen by camera {camera.name} with up to {_conf(alert['max_conf']):.0%} "
-        f"confidence ({n} photo{'s' if n != 1 else ''})."
-    )
+    return with_photo(notice, view, photo, url)
 
 
 def _photo(

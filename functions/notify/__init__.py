@@ -7,6 +7,9 @@ Usage from the send-alert handler::
     notifier = build_notifier(channel, EnvSecrets())          # ChannelConfigError on a bad channel
     result = deliver(notifier, notice, previous=stored_or_None, partial=stored_partial_or_None)
 
+Every channel's config passes :mod:`.safety` (secret names, https, public addresses) and every notice
+its channel's privacy policy (:mod:`.privacy`, ``people_photos``) inside ``build_notifier``.
+
 See ``docs/integrations.md`` for the channel configurations and the contract of third-party adapters.
 """
 
@@ -30,7 +33,9 @@ from .base import (
     TransientDeliveryError,
     close_notifier,
 )
+from .privacy import apply_privacy
 from .registry import ENTRY_POINT_GROUP, available_kinds, build_notifier, validate_channel
+from .safety import SECRET_PREFIX, park_secret_names
 
 
 def deliver(
@@ -66,13 +71,16 @@ __all__ = [
     "HttpSettings",
     "Notifier",
     "NotifyError",
+    "SECRET_PREFIX",
     "ParkRef",
     "PermanentDeliveryError",
     "SecretResolver",
     "TransientDeliveryError",
+    "apply_privacy",
     "available_kinds",
     "build_notifier",
     "close_notifier",
     "deliver",
+    "park_secret_names",
     "validate_channel",
 ]

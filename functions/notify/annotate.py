@@ -18,6 +18,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from ..domain.rules import CATEGORY_NAMES  # MegaDetector codes -> names (the one map)
+
 # RGB colours per category: person red, vehicle orange, animal green; anything else yellow.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "person": (230, 40, 40),
@@ -25,7 +27,6 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "animal": (60, 200, 60),
 }
 DEFAULT_COLOUR = (255, 220, 0)
-CATEGORY_NAMES = {"1": "animal", "2": "person", "3": "vehicle"}
 
 
 class AnnotateError(ValueError):

@@ -60,9 +60,13 @@ class TransientDeliveryError(DeliveryError):
         retry_after: float | None = None,
         status: int | None = None,
         partial: DeliveryResult | None = None,
+        ambiguous: bool = False,
     ):
         super().__init__(message, status=status, partial=partial)
         self.retry_after = retry_after
+        # the request may have been carried out remotely (read timeout, reset after sending, 502/504):
+        # see functions.notify.http.ambiguous
+        self.ambiguous = ambiguous
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -308,37 +312,14 @@ def parse_config(model: type[BaseModel], channel: Channel) -> Any:
         ) from None
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or HTTP-date), None if absent or unparseable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-        return seconds if seconds >= 0 else None
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
+def __getattr__(name: str) -> Any:
+    """``parse_retry_after`` and ``error_for_status`` moved to :mod:`functions.notify.http` (the one HTTP
+    transport); importing them from here keeps working."""
+    if name in ("parse_retry_after", "error_for_status"):
+        from . import http
 
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    delta = (when - datetime.now(when.tzinfo)).total_seconds()
-    return max(0.0, delta)
-
-
-def error_for_status(
-    service: str, status: int, detail: str = "", retry_after: float | None = None
-) -> DeliveryError:
-    """The error a non-2xx answer means: 408/425/429/5xx transient, other 4xx (and 3xx) permanent."""
-    detail = (detail or "").strip().replace("\n", " ")[:300]
-    msg = f"{service} answered {status}" + (f": {detail}" if detail else "")
-    if status in (408, 425, 429) or status >= 500:
-        return TransientDeliveryError(msg, retry_after=retry_after, status=status)
-    return PermanentDeliveryError(msg, status=status)
+        return getattr(http, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def redact(text: str, *secrets: str | None) -> str:

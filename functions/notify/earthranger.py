@@ -1,9 +1,15 @@
-"""EarthRanger (formerly DAS) adapter, on the official client ``earthranger-client`` (``erclient``).
+"""EarthRanger (formerly DAS) adapter: the documented endpoints, through the project's one HTTP transport.
+
+Every request goes through :class:`functions.notify.http.Transport` (``Authorization: Bearer <token>``, the
+process's TLS context, our timeouts, no retries inside: the queue retries, honouring ``Retry-After`` on 429).
+The URL shapes are those of PADAS ``er-client`` (``erclient/client.py``, public methods named below; its
+``_api_root`` is ``<service_root>/api/v1.0``) and ``er-server`` (``das/activity/urls.py``); every answer is
+wrapped ``{"data": ..., "status": {...}}`` (er-server ``ExtendedJSONRenderer``; er-client reads ``data``).
 
 Two modes:
 
 ``event`` (default)
-    ``POST /api/v1.0/activity/events`` (``ERClient.post_event``) with the configured ``event_type``, time,
+    ``POST /api/v1.0/activity/events`` (er-client ``post_event``) with the configured ``event_type``, time,
     location, priority (person 300 red, vehicle 200 amber, animal 100 green by default; the highest category
     wins), title, state ``new`` and ``event_details`` under configurable keys; then the annotated photo with
     ``post_event_file`` (multipart ``filecontent.file``). An update of the alert (more photos of the burst)
@@ -35,46 +41,35 @@ Duplicate windows closed here (issue 13):
   whose files include that file name (er-server ``sensors/camera_trap.py``: ``group_id`` is the event id,
   the 409 answer carries no group id).
 
-How the client's behaviour is adapted (read from erclient 1.19's source):
+Requests (relative to ``<service_root>/api/v1.0``; er-client method in brackets):
 
-* ``discovery=False``: no ``/.well-known/oauth-protected-resource`` fetch before the first call.
-* The client mounts a 502-retrying adapter on the prefixes "http"/"https" (which requests' default
-  "http://"/"https://" adapters outrank) and sets no timeout anywhere; retries belong to the queue, so the
-  session gets one adapter, on all four prefixes, with no retries and our timeouts.
-* ``_call`` (events, notes, patch) raises a bare ``ERClientException`` without status for most failures
-  (429 and 500 included) and never reads Retry-After; ``_post_form`` (files, camera trap) uses the module
-  level ``requests.post`` (no timeout, no session) and loses the status entirely. So the session gets a
-  response hook that raises the client's own exception classes *with* ``status_code``, ``response_body``
-  and ``retry_after`` for every non-2xx answer, and ``_post_form`` is routed through that session.
+* ``POST activity/events`` (``post_event``), ``PATCH activity/event/<id>`` (``patch_event``),
+  ``POST activity/event/<id>/files/`` multipart ``filecontent.file`` + ``comment`` (``post_event_file``),
+  ``POST activity/event/<id>/notes`` JSON ``{event, text}`` (``post_event_note``),
+  ``GET activity/events`` with ``filter`` etc., following ``next`` (``get_events``),
+  ``POST sensors/camera-trap/<provider_key>/status/`` multipart (``post_camera_trap_report``);
+* for :meth:`EarthRangerNotifier.check`: ``GET activity/events/eventtypes`` (``get_event_types``, v1.0 path
+  of ``api_paths.EVENT_TYPES_PATHS``; er-server ``EventTypesView`` lists only the active types of categories
+  the account has a permission on), a test event ``POST activity/events`` (er-server
+  ``EventCategoryPermissions``: 403 without ``<category>_create``), then ``DELETE activity/event/<id>/``
+  (``delete_event``; needs ``<category>_delete``) or, when that is refused, ``PATCH`` it to ``resolved``.
+
+Statuses: 401 (the token) and 403 (a permission of the account) are permanent and name the token *setting*,
+never its value; 400 is permanent and points at ``event_type`` / ``details_keys``; 408/429/5xx and transport
+failures are transient; the remote body is never copied into a message (status and reason phrase only).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
-import os
 import re
-import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import requests
-from erclient import (
-    ERClient,
-    ERClientBadCredentials,
-    ERClientBadRequest,
-    ERClientException,
-    ERClientInternalError,
-    ERClientNotFound,
-    ERClientPermissionDenied,
-    ERClientRateLimitExceeded,
-    ERClientServiceUnreachable,
-)
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from .base import (
     AlertNotice,
@@ -89,13 +84,10 @@ from .base import (
     http_url,
     mentions_reference,
     parse_config,
-    parse_retry_after,
-    redact,
 )
+from .http import Transport, ambiguous
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 DETAIL_FIELDS = ("camera", "categories", "confidence", "image_count", "photo_url", "map_url", "alert_id")
 _MAX_REMEMBERED = 200  # file names / update keys kept in the state for idempotency
@@ -170,138 +162,25 @@ class EarthRangerConfig(BaseModel):
         return self
 
 
-# ------------------------------------------------------------------------------------- client adaptation
-_STATUS_TO_ER_EXC: dict[int, type[ERClientException]] = {
-    400: ERClientBadRequest,
-    401: ERClientBadCredentials,
-    403: ERClientPermissionDenied,
-    404: ERClientNotFound,
-    429: ERClientRateLimitExceeded,
-    500: ERClientInternalError,
-    502: ERClientServiceUnreachable,
-    503: ERClientServiceUnreachable,
-    504: ERClientServiceUnreachable,
-}
+API_PATH = "/api/v1.0"
+_API_SUFFIX = re.compile(r"/api/v\d+(\.\d+)?/?$")
+TEST_EVENT_TITLE = "TrapAlert channel test (safe to delete)"
 
 
-def _raise_for_status(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-    """requests response hook: every non-2xx answer becomes the client's exception class, with details."""
-    if response.status_code < 400:
-        return response
-    cls = _STATUS_TO_ER_EXC.get(response.status_code, ERClientException)
-    raise cls(
-        f"{response.request.method} {requests.utils.urlparse(response.url).path}",
-        status_code=response.status_code,
-        response_body=response.text[:1000],
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
-    )
+def api_root(service_root: str) -> str:
+    """er-client ``_api_root``: ``<service_root>/api/v1.0`` (a service_root given with the suffix is kept)."""
+    return _API_SUFFIX.sub("", service_root.rstrip("/")) + API_PATH
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    def __init__(self, timeout: tuple[float, float]):
-        super().__init__(max_retries=0)
-        self._timeout = timeout
-
-    def send(self, request, **kwargs):  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
-
-
-class _ERClient(ERClient):
-    """ERClient whose multipart posts go through its (configured) session instead of ``requests.post``."""
-
-    def _post_form(self, path, body=None, files=None):
-        headers = {"User-Agent": self.user_agent}
-        headers.update(self.auth_headers())
-        response = self._http_session.post(self._er_url(path), data=body or {}, headers=headers, files=files)
-        data = response.json() if response.content else {}
-        return data.get("data", data) if isinstance(data, dict) else data
-
-
-def make_client(cfg: EarthRangerConfig, token: str, http: HttpSettings) -> ERClient:
-    client = _ERClient(
-        service_root=cfg.service_root, token=token, provider_key=cfg.provider_key, discovery=False
-    )
-    client.user_agent = f"{http.user_agent} {client.user_agent}"
-    adapter = _TimeoutAdapter((http.connect_timeout_s, cfg.timeout_s or http.timeout_s))
-    session = client._http_session
-    # "http://" and "https://" (requests' own defaults) are the longest prefixes, so they decide
-    for prefix in ("http://", "https://", "http", "https"):
-        session.mount(prefix, adapter)
-    session.hooks["response"].append(_raise_for_status)
-    return client
-
-
-_CALL_STATUS = re.compile(r"\b([1-5]\d\d) from ER\b")
-
-
-def map_er_error(exc: Exception, *, token_setting: str, token: str, what: str) -> DeliveryError:
-    """Translate what erclient/requests raised into TransientDeliveryError / PermanentDeliveryError."""
-    if isinstance(exc, requests.Timeout):
-        return TransientDeliveryError(f"EarthRanger {what}: timed out")
-    if isinstance(exc, requests.ConnectionError):
-        return TransientDeliveryError(f"EarthRanger {what}: connection failed ({type(exc).__name__})")
-    if not isinstance(exc, ERClientException):
-        return TransientDeliveryError(f"EarthRanger {what}: {type(exc).__name__}")
-    status = exc.status_code
-    if status is None:  # the client's own message: "... 500 from ER. Message: ..."
-        m = _CALL_STATUS.search(str(exc))
-        status = int(m.group(1)) if m else None
-    body = redact(str(exc.response_body or ""), token)[:300]
-    detail = f" ({body})" if body else ""
-    if isinstance(exc, ERClientRateLimitExceeded) or status == 429:
-        return TransientDeliveryError(
-            f"EarthRanger {what}: throttled (429)", retry_after=exc.retry_after, status=429
-        )
-    if isinstance(exc, ERClientBadCredentials) or status == 401:
-        return PermanentDeliveryError(
-            f"EarthRanger {what}: the token in setting {token_setting} was rejected (401){detail}", status=401
-        )
-    if isinstance(exc, ERClientPermissionDenied) or status == 403:
-        return PermanentDeliveryError(
-            f"EarthRanger {what}: the token in setting {token_setting} lacks permission (403){detail}",
-            status=403,
-        )
-    if isinstance(exc, ERClientNotFound) or status == 404:
-        return PermanentDeliveryError(
-            f"EarthRanger {what}: not found (404), check service_root{detail}", status=404
-        )
-    if isinstance(exc, ERClientBadRequest) or status == 400:
-        return PermanentDeliveryError(
-            f"EarthRanger {what}: rejected (400), check event_type and details_keys{detail}", status=400
-        )
-    if isinstance(exc, ERClientInternalError | ERClientServiceUnreachable) or (status and status >= 500):
-        return TransientDeliveryError(f"EarthRanger {what}: server error ({status}){detail}", status=status)
-    if status and 400 <= status < 500:
-        return PermanentDeliveryError(f"EarthRanger {what}: rejected ({status}){detail}", status=status)
-    # A failure the client could not classify: retrying is the safe default (the queue bounds it).
-    return TransientDeliveryError(f"EarthRanger {what}: {redact(str(exc), token)[:300]}", status=status)
+def _data(answer: Any) -> Any:
+    """The payload of an ER answer (er-server wraps it ``{"data", "status"}``; er-client reads ``data``)."""
+    if isinstance(answer, dict) and "data" in answer and ("status" in answer or len(answer) == 1):
+        return answer["data"]
+    return answer
 
 
 def _remember(items: list[str], item: str) -> list[str]:
     return items if item in items else (items + [item])[-_MAX_REMEMBERED:]
-
-
-def sent_but_unanswered(exc: BaseException) -> bool:
-    """Whether a failed request may have been carried out by the server (an *ambiguous* failure).
-
-    Yes: a read timeout, a connection dropped or reset after the request was sent, a broken answer, and a
-    502/504 from a gateway (the upstream may have finished). No: a refused connection, a connect timeout, a
-    name that does not resolve (the request never left), and every answer ER gave itself (4xx, 429, 500,
-    503: er-server runs the events POST in one transaction, so an error answer committed nothing).
-    """
-    if isinstance(exc, ERClientException):
-        return exc.status_code in (502, 504)
-    if isinstance(exc, requests.ConnectTimeout):
-        return False
-    if isinstance(exc, requests.Timeout | requests.exceptions.ChunkedEncodingError):
-        return True
-    if isinstance(exc, requests.ConnectionError):
-        reason: Any = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
-        return not isinstance(reason, NewConnectionError | ConnectTimeoutError | NameResolutionError)
-    return False
 
 
 def _file_name(record: Any) -> str | None:
@@ -331,9 +210,16 @@ class EarthRangerNotifier:
         channel_id: int | None = None,
     ):
         self.config = config
-        self._token = token
         self._channel_id = channel_id
-        self._client = make_client(config, token, http or HttpSettings())
+        self._api_root = api_root(config.service_root)
+        self._transport = Transport(
+            "EarthRanger",
+            http or HttpSettings(),
+            timeout_s=config.timeout_s,
+            base_url=self._api_root,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            secrets=[token],
+        )
 
     @classmethod
     def from_channel(
@@ -346,18 +232,68 @@ class EarthRangerNotifier:
         return f"EarthRangerNotifier({self.config.service_root}, mode={self.config.mode})"
 
     def close(self) -> None:
-        self._client._http_session.close()
+        self._transport.close()
 
-    # ------------------------------------------------------------------------------------ helpers
-    def _do(self, what: str, fn: Callable[[], T]) -> T:
+    # ------------------------------------------------------------------------------------ HTTP
+    def _explain(self, exc: DeliveryError, what: str) -> DeliveryError:
+        """The transport's error, with what to fix for the statuses EarthRanger gives a meaning."""
+        status = exc.status
+        setting = self.config.token_setting
+        where = f"EarthRanger {what}"
+        if status == 401:
+            return PermanentDeliveryError(
+                f"{where}: the token in setting {setting} was rejected (401)", status=401
+            )
+        if status == 403:
+            return PermanentDeliveryError(
+                f"{where}: the account of the token in setting {setting} lacks a permission (403): its "
+                "role needs create/update/read permissions on the category of event type "
+                f"{self.config.event_type!r}",
+                status=403,
+            )
+        if status == 404:
+            return PermanentDeliveryError(f"{where}: not found (404), check service_root", status=404)
+        if status == 400:
+            return PermanentDeliveryError(
+                f"{where}: rejected (400 Bad Request), check event_type {self.config.event_type!r} (it must "
+                "exist on the site) and details_keys (they must match its schema); `trapalert channels test` "
+                "checks the event type",
+                status=400,
+            )
+        return exc
+
+    def _call(self, what: str, method: str, path: str, *, accept: tuple[int, ...] = (), **kw: Any) -> Any:
+        """One request; the unwrapped ``data`` of a 2xx answer (None when empty)."""
         try:
-            return fn()
-        except DeliveryError:
+            response = self._transport.request(method, path, what=what, accept=accept, **kw)
+        except DeliveryError as exc:
+            err = self._explain(exc, what)
+            if err is not exc:
+                raise err from None
             raise
-        except (ERClientException, requests.RequestException) as exc:
-            raise map_er_error(
-                exc, token_setting=self.config.token_setting, token=self._token, what=what
-            ) from None
+        if response.status_code in accept and not response.is_success:
+            return response
+        if not response.content:
+            return None
+        try:
+            return _data(response.json())
+        except ValueError:
+            raise TransientDeliveryError(f"EarthRanger {what}: an answer that is not JSON") from None
+
+    def get_events(self, what: str, *, max_results: int, **params: Any) -> list[dict[str, Any]]:
+        """er-client ``get_events``: ``GET activity/events`` and its ``next`` pages, up to ``max_results``."""
+        page = self._call(what, "GET", "activity/events", params=params)
+        found: list[dict[str, Any]] = []
+        while isinstance(page, dict):
+            found += [e for e in page.get("results") or [] if isinstance(e, dict)]
+            nxt = str(page.get("next") or "")
+            if len(found) >= max_results or not nxt:
+                break
+            if not nxt.startswith(self._api_root + "/"):  # the token goes only to the configured site
+                log.warning("EarthRanger %s: not following a next page on another host", what)
+                break
+            page = self._call(what, "GET", nxt)
+        return found[:max_results]
 
     def priority(self, categories: list[str]) -> int:
         prios = [self.config.priorities[c] for c in categories if c in self.config.priorities]
@@ -415,12 +351,16 @@ class EarthRangerNotifier:
         return text
 
     def _attach(self, event_id: str, notice: AlertNotice, comment: str) -> None:
+        """er-client ``post_event_file``: multipart ``filecontent.file`` and ``comment``."""
         assert notice.photo_jpeg is not None
-        with tempfile.TemporaryDirectory(prefix="trapalert-er-") as tmp:
-            path = os.path.join(tmp, notice.photo_filename)
-            with open(path, "wb") as fh:
-                fh.write(notice.photo_jpeg)
-            self._do("attach photo", lambda: self._client.post_event_file(event_id, path, comment))
+        files = {"filecontent.file": (notice.photo_filename, notice.photo_jpeg, "image/jpeg")}
+        self._call(
+            "attach photo",
+            "POST",
+            f"activity/event/{event_id}/files/",
+            data={"comment": comment},
+            files=files,
+        )
 
     # ------------------------------------------------------------------------------------ event mode
     def _event_new(self, notice: AlertNotice, resume: DeliveryResult | None) -> DeliveryResult:
@@ -442,17 +382,14 @@ class EarthRangerNotifier:
         ref = pending["ref"] if pending else self.reference(notice)
         payload = self.create_payload(notice, ref)
         try:
-            created = self._client.post_event(payload)
-        except (ERClientException, requests.RequestException) as exc:
-            err = map_er_error(
-                exc, token_setting=self.config.token_setting, token=self._token, what="create event"
-            )
-            if isinstance(err, TransientDeliveryError) and (pending or sent_but_unanswered(exc)):
-                if sent_but_unanswered(exc) or not pending:
+            created = self._call("create event", "POST", "activity/events", json=payload)
+        except DeliveryError as err:
+            if isinstance(err, TransientDeliveryError) and (pending or ambiguous(err)):
+                if ambiguous(err) or not pending:
                     pending = {"ref": ref, "time": payload["time"], "failed_at": time.time()}
                 err.args = (f"{err} (it may have been created: {ref} is looked up before the next create)",)
                 err.partial = DeliveryResult(state={**state, "mode": "event", "pending_create": pending})
-            raise err from None
+            raise
         if not isinstance(created, dict) or not created.get("id"):
             raise TransientDeliveryError("EarthRanger create event: answer without an event id")
         event_id = str(created["id"])
@@ -521,7 +458,7 @@ class EarthRangerNotifier:
     def find_event(self, ref: str, time_iso: str) -> dict[str, Any] | None:
         """The event of this delivery on ER (the oldest, if an earlier failure left two), or None.
 
-        ``GET /activity/events`` with ``filter={"text": ref, "date_range": ...}`` (``ERClient.get_events``),
+        ``GET /activity/events`` with ``filter={"text": ref, "date_range": ...}`` (er-client ``get_events``),
         notes included; a result counts only if it is of our event type and names ``ref`` as a whole word.
         """
         t = datetime.fromisoformat(time_iso)
@@ -532,18 +469,14 @@ class EarthRangerNotifier:
                 "upper": (t + timedelta(hours=1)).isoformat(),
             },
         }
-        events = self._do(
+        events = self.get_events(
             "look up event",
-            lambda: list(
-                self._client.get_events(
-                    filter=json.dumps(flt),
-                    include_notes="true",
-                    include_details="true",
-                    include_files="true",
-                    page_size=25,
-                    max_results=100,
-                )
-            ),
+            filter=json.dumps(flt),
+            include_notes="true",
+            include_details="true",
+            include_files="true",
+            page_size=25,
+            max_results=100,
         )
         mine = [
             e
@@ -595,7 +528,7 @@ class EarthRangerNotifier:
                 details[self.config.ref_details_key] = state["ref"]  # a PATCH replaces event_details
             patch = {"priority": prio, "title": notice.title, "event_details": details}
             try:
-                self._do("raise priority", lambda: self._client.patch_event(event_id, patch))
+                self._call("raise priority", "PATCH", f"activity/event/{event_id}", json=patch)
             except DeliveryError as exc:
                 exc.partial = partial()
                 raise
@@ -603,7 +536,8 @@ class EarthRangerNotifier:
         state = self._attach_if_needed(event_id, notice, state, comment=f"Update: {notice.title}")
         if self.config.note_on_update:
             try:
-                self._do("add note", lambda: self._client.post_event_note(event_id, self._note_text(notice)))
+                note = {"event": str(event_id), "text": self._note_text(notice)}  # er-client post_event_note
+                self._call("add note", "POST", f"activity/event/{event_id}/notes", json=note)
             except DeliveryError as exc:
                 exc.partial = partial()
                 raise
@@ -650,36 +584,13 @@ class EarthRangerNotifier:
             )
         if group_id:
             payload["group_id"] = group_id
-        file = (notice.photo_filename, notice.photo_jpeg, "image/jpeg")
+        upload = {"filecontent.file": (notice.photo_filename, notice.photo_jpeg, "image/jpeg")}
         what = "camera-trap report"
+        path = f"sensors/camera-trap/{self.config.provider_key}/status/"  # er-client post_camera_trap_report
         try:
-            answer = self._client.post_camera_trap_report(payload, file=file)
-        except (ERClientException, requests.RequestException) as exc:
-            if isinstance(exc, ERClientException) and exc.status_code == 409:
-                # this file name was already received: delivered before (er-server's 409 carries no
-                # group id, so it is looked up when this attempt does not know it)
-                log.info("EarthRanger camera trap: %s already received (409)", notice.photo_filename)
-                if not group_id:
-                    try:
-                        group_id = self.find_camera_trap_group(
-                            notice.photo_filename, notice.camera.name, notice.started_at, notice.updated_at
-                        )
-                    except DeliveryError as err:
-                        err.partial = DeliveryResult(state=state)
-                        raise
-                    if group_id is None:
-                        log.warning(
-                            "EarthRanger camera trap: %s was seen before (409) but no event holds it; "
-                            "later photos of alert %s start a new event",
-                            notice.photo_filename,
-                            notice.alert_id,
-                        )
-                state.update(
-                    mode="camera_trap", group_id=group_id, files=_remember(files, notice.photo_filename)
-                )
-                return DeliveryResult(external_id=group_id, state=state)
-            err = map_er_error(exc, token_setting=self.config.token_setting, token=self._token, what=what)
-            if isinstance(err, TransientDeliveryError) and not group_id and sent_but_unanswered(exc):
+            answer = self._call(what, "POST", path, data=payload, files=upload, accept=(409,))
+        except DeliveryError as err:
+            if isinstance(err, TransientDeliveryError) and not group_id and ambiguous(err):
                 err.partial = DeliveryResult(
                     state={
                         **state,
@@ -692,7 +603,29 @@ class EarthRangerNotifier:
                         },
                     }
                 )
-            raise err from None
+            raise
+        if getattr(answer, "status_code", None) == 409:
+            # this file name was already received: delivered before (er-server's 409 carries no group id,
+            # so it is looked up when this attempt does not know it)
+            log.info("EarthRanger camera trap: %s already received (409)", notice.photo_filename)
+            if not group_id:
+                try:
+                    group_id = self.find_camera_trap_group(
+                        notice.photo_filename, notice.camera.name, notice.started_at, notice.updated_at
+                    )
+                except DeliveryError as err:
+                    err.partial = DeliveryResult(state=state)
+                    raise
+                if group_id is None:
+                    log.warning(
+                        "EarthRanger camera trap: %s was seen before (409) but no event holds it; "
+                        "later photos of alert %s start a new event",
+                        notice.photo_filename,
+                        notice.alert_id,
+                    )
+            files = _remember(files, notice.photo_filename)
+            state.update(mode="camera_trap", group_id=group_id, files=files)
+            return DeliveryResult(external_id=group_id, state=state)
         if isinstance(answer, dict) and answer.get("group_id"):
             group_id = str(answer["group_id"])
         state.pop("pending_report", None)
@@ -706,8 +639,8 @@ class EarthRangerNotifier:
 
         er-server ``sensors/camera_trap.py``: the group id *is* the event's id; the event is titled
         ``"<camera_name> detection"``, timed at the report's ``time``, and the photo is one of its files
-        (``files[].filename``). Searched with ``GET /activity/events`` (``ERClient.get_events``), first by the
-        camera's name, then by time alone (a name of stop words only finds nothing in a full-text search).
+        (``files[].filename``). Searched with ``GET /activity/events`` (er-client ``get_events``), first by
+        the camera's name, then by time alone (a name of stop words only finds nothing in a full-text search).
         """
         lower = (first - timedelta(minutes=10)).isoformat()
         upper = (last + timedelta(minutes=10)).isoformat()
@@ -715,19 +648,96 @@ class EarthRangerNotifier:
         if camera_name.strip():
             filters.insert(0, {"text": camera_name, "date_range": {"lower": lower, "upper": upper}})
         for flt in filters:
-            events = self._do(
+            events = self.get_events(
                 "look up camera-trap event",
-                lambda flt=flt: list(
-                    self._client.get_events(
-                        filter=json.dumps(flt), include_files="true", page_size=100, max_results=500
-                    )
-                ),
+                filter=json.dumps(flt),
+                include_files="true",
+                page_size=100,
+                max_results=500,
             )
             for event in events:
                 if isinstance(event, dict) and event.get("id"):
                     if any(_file_name(f) == filename for f in event.get("files") or []):
                         return str(event["id"])
         return None
+
+    # ------------------------------------------------------------------------------------ setup check
+    def check(self) -> list[str]:
+        """What stops this channel from working, each saying what to fix (empty when nothing does).
+
+        EarthRanger rejects events of an unknown type (400), refuses a category the account may not write
+        (403) and silently drops ``event_details`` keys the type's schema lacks. So: the event type must be
+        listed by ``GET activity/events/eventtypes`` (which lists only types of categories the account has a
+        permission on), a test event of that type must be accepted, and it is then deleted (or resolved,
+        when the account may not delete). Camera-trap mode checks that ``cameratrap_rep`` is visible (a test
+        report would need a photo and would stay on the map)."""
+        setting = self.config.token_setting
+        site = self.config.service_root
+        wanted = "cameratrap_rep" if self.config.mode == "camera_trap" else self.config.event_type
+        try:
+            listed = self._call("list event types", "GET", "activity/events/eventtypes")
+        except DeliveryError as exc:
+            return [str(exc)]
+        types = {str(t.get("value")): t for t in listed or [] if isinstance(t, dict) and t.get("value")}
+        if wanted not in types:
+            near = difflib.get_close_matches(wanted, list(types), n=5, cutoff=0.5)
+            return [
+                f"EarthRanger event type {wanted!r} does not exist on {site}, or the account of the token in "
+                f"setting {setting} has no permission on its category: create it in EarthRanger admin "
+                f"(Activity > Event types, value {wanted!r}) or give the account's role permissions on its "
+                "category"
+                + (f"; similar types it sees: {', '.join(near)}" if near else f"; it sees {len(types)} types")
+            ]
+        if self.config.mode == "camera_trap":
+            return []
+        category = (types[wanted].get("category") or {}).get("value") or "its category"
+        payload: dict[str, Any] = {
+            "event_type": wanted,
+            "title": TEST_EVENT_TITLE,
+            "priority": 0,
+            "state": "resolved",
+            "event_details": {},
+        }
+        if self.config.ref_in == "event_details":
+            payload["event_details"][self.config.ref_details_key] = "TATEST"
+        try:
+            created = self._call("create a test event", "POST", "activity/events", json=payload)
+        except DeliveryError as exc:
+            if exc.status == 403:
+                return [
+                    f"EarthRanger: the account of the token in setting {setting} may not create events of "
+                    f"type {wanted!r}: give its role the '{category} create' permission "
+                    f"(and '{category} update' for updates) in EarthRanger admin (Permission sets)"
+                ]
+            return [str(exc)]
+        if not isinstance(created, dict) or not created.get("id"):
+            return ["EarthRanger create a test event: answer without an event id"]
+        problems = []
+        stored = (created.get("event_details") or {}).get(self.config.ref_details_key)
+        if self.config.ref_in == "event_details" and "event_details" in created and stored != "TATEST":
+            problems.append(
+                f"EarthRanger event type {wanted!r} drops event_details[{self.config.ref_details_key!r}] "
+                '(not in its schema): add that string property to the event type, or set "ref_in": "note" '
+                "(without it a create whose answer is lost can be duplicated)"
+            )
+        event_id = str(created["id"])
+        label = f"#{created.get('serial_number')} ({event_id})"
+        try:  # er-client delete_event; needs '<category> delete', which a service account may lack
+            answer = self._call(
+                "delete the test event", "DELETE", f"activity/event/{event_id}/", accept=(403,)
+            )
+            if getattr(answer, "status_code", None) != 403:
+                return problems
+            log.info("EarthRanger: may not delete the test event %s; resolving it", label)
+            self._call(
+                "resolve the test event", "PATCH", f"activity/event/{event_id}", json={"state": "resolved"}
+            )
+        except DeliveryError as exc:
+            problems.append(
+                f"EarthRanger: the test event {label} was created but could not be deleted or resolved "
+                f"({exc}): remove it by hand"
+            )
+        return problems
 
     # ------------------------------------------------------------------------------------ the port
     def send_new(self, notice: AlertNotice, *, resume: DeliveryResult | None = None) -> DeliveryResult:

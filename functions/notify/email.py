@@ -1,16 +1,24 @@
-"""Email adapter: SendGrid (the ``sendgrid`` SDK), a local outbox directory, or plain SMTP.
+"""Email adapter: one rendering of the alert, sent by one of three transports.
 
-Every mode sends the same message: a subject with park, camera and what was seen; a plain-text body and an
-HTML body in which every dynamic value is escaped (``html.escape``) and only http(s) links are rendered;
-the annotated photo inline (``cid:alert-photo``) and attached; a map link to the camera and the time-limited
-link to the original photo (``notice.photo_url``, produced by the caller with an expiry of hours).
+**Rendering** (:func:`render`, pure): a :class:`RenderedEmail` from a notice and the channel's config: a
+subject with park, camera and what was seen; a plain-text body and an HTML body in which every dynamic value
+is escaped (``html.escape``) and only http(s) links are rendered; the annotated photo inline
+(``cid:alert-photo``) and attached; a map link to the camera and the time-limited link to the original photo
+(``notice.photo_url``, produced by the caller with an expiry of hours). :func:`build_message` turns it into a
+MIME message, :func:`sendgrid_body` into a SendGrid v3 ``mail/send`` body.
 
-``sendgrid``  POST {host}/v3/mail/send with ``Authorization: Bearer <key from api_key_setting>``. Non-2xx:
-              429 and 5xx are transient (Retry-After kept), other 4xx permanent. External id: X-Message-Id.
-``outbox``    writes one RFC 5322 ``.eml`` file per message into ``outbox_dir`` (atomically), so the local
-              demo shows an alert without any account. External id: the Message-ID.
-``smtp``      sends the same message to ``smtp_host:smtp_port`` (optionally STARTTLS and login with
-              secrets named by ``smtp_username_setting`` / ``smtp_password_setting``).
+**Transports** (each ``send(rendered) -> DeliveryResult``, raising the named delivery errors):
+
+``sendgrid``  :class:`SendGridTransport`: POST {host}/v3/mail/send with ``Authorization: Bearer <key from
+              api_key_setting>`` through the official ``sendgrid`` SDK (its own HTTP client,
+              ``python_http_client``; not a raw HTTP call, so not :mod:`functions.notify.http`). Non-2xx:
+              429 and 5xx are transient (Retry-After kept), 401/403 name the key's setting, other 4xx
+              permanent; the message keeps the status and reason, never SendGrid's body. External id:
+              X-Message-Id.
+``outbox``    :class:`OutboxTransport`: one RFC 5322 ``.eml`` file per message in ``outbox_dir``
+              (atomically), so the local demo shows an alert without any account. External id: Message-ID.
+``smtp``      :class:`SmtpTransport`: the same MIME message to ``smtp_host:smtp_port`` (optionally STARTTLS
+              and login with secrets named by ``smtp_username_setting`` / ``smtp_password_setting``).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import os
 import re
 import smtplib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -39,11 +48,10 @@ from .base import (
     PermanentDeliveryError,
     SecretResolver,
     TransientDeliveryError,
-    error_for_status,
     is_http_url,
     parse_config,
-    parse_retry_after,
 )
+from .http import error_for_status, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +208,44 @@ def html_body(notice: AlertNotice, with_photo: bool) -> str:
     )
 
 
-def build_message(notice: AlertNotice, cfg: EmailConfig, message_id: str | None = None) -> EmailMessage:
-    """The alert as a MIME message (outbox and SMTP modes): alternative text/HTML, related inline photo,
-    the photo attached again."""
+@dataclass(frozen=True)
+class RenderedEmail:
+    """What every transport sends: the rendering of one notice for one channel (no I/O)."""
+
+    subject: str
+    text: str
+    html: str
+    photo: bytes | None  # shown inline (cid:alert-photo) and attached again, when present
+    photo_filename: str
+    alert_id: int
+    correlation_id: str
+    kind: str
+
+
+def render(notice: AlertNotice, cfg: EmailConfig) -> RenderedEmail:
+    """The subject, bodies and photo of ``notice`` as this channel sends them."""
     with_photo = bool(cfg.attach_photo and notice.photo_jpeg)
+    return RenderedEmail(
+        subject=subject_for(notice, cfg.subject_prefix),
+        text=text_body(notice),
+        html=html_body(notice, with_photo),
+        photo=notice.photo_jpeg if with_photo else None,
+        photo_filename=notice.photo_filename,
+        alert_id=notice.alert_id,
+        correlation_id=_one_line(notice.correlation_id)[:200],
+        kind=notice.kind,
+    )
+
+
+def build_message(
+    email: RenderedEmail | AlertNotice, cfg: EmailConfig, message_id: str | None = None
+) -> EmailMessage:
+    """The rendering as a MIME message (outbox and SMTP): alternative text/HTML, related inline photo, the
+    photo attached again. A notice is rendered first."""
+    if isinstance(email, AlertNotice):
+        email = render(email, cfg)
     msg = EmailMessage()
-    msg["Subject"] = subject_for(notice, cfg.subject_prefix)
+    msg["Subject"] = email.subject
     msg["From"] = formataddr((_one_line(cfg.from_name), cfg.from_address))
     msg["To"] = ", ".join(cfg.to)
     if cfg.cc:
@@ -214,23 +254,168 @@ def build_message(notice: AlertNotice, cfg: EmailConfig, message_id: str | None 
         msg["Reply-To"] = cfg.reply_to
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = message_id or make_msgid(domain=cfg.from_address.split("@", 1)[1])
-    msg["X-TrapAlert-Alert-Id"] = str(notice.alert_id)
-    msg["X-TrapAlert-Correlation-Id"] = _one_line(notice.correlation_id)[:200]
-    msg.set_content(text_body(notice))
-    msg.add_alternative(html_body(notice, with_photo), subtype="html")
-    if with_photo:
-        assert notice.photo_jpeg is not None
+    msg["X-TrapAlert-Alert-Id"] = str(email.alert_id)
+    msg["X-TrapAlert-Correlation-Id"] = email.correlation_id
+    msg.set_content(email.text)
+    msg.add_alternative(email.html, subtype="html")
+    if email.photo is not None:
         html_part = msg.get_payload()[1]
         html_part.add_related(
-            notice.photo_jpeg,
+            email.photo,
             "image",
             "jpeg",
             cid=f"<{PHOTO_CID}>",
-            filename=notice.photo_filename,
+            filename=email.photo_filename,
             disposition="inline",
         )
-        msg.add_attachment(notice.photo_jpeg, "image", "jpeg", filename=notice.photo_filename)
+        msg.add_attachment(email.photo, "image", "jpeg", filename=email.photo_filename)
     return msg
+
+
+def sendgrid_body(email: RenderedEmail, cfg: EmailConfig) -> dict[str, Any]:
+    """The rendering as a SendGrid v3 ``mail/send`` body (built with the SDK's ``Mail`` helpers)."""
+    from sendgrid.helpers.mail import (
+        Attachment,
+        ContentId,
+        CustomArg,
+        Disposition,
+        Email,
+        FileContent,
+        FileName,
+        FileType,
+        Mail,
+        To,
+    )
+
+    mail = Mail(
+        from_email=Email(cfg.from_address, _one_line(cfg.from_name)),
+        to_emails=[To(a) for a in cfg.to],
+        subject=email.subject,
+        plain_text_content=email.text,
+        html_content=email.html,
+    )
+    for a in cfg.cc:
+        mail.personalizations[0].add_cc(Email(a))
+    if cfg.reply_to:
+        mail.reply_to = Email(cfg.reply_to)
+    if email.photo is not None:
+        b64 = base64.b64encode(email.photo).decode("ascii")
+        mail.add_attachment(
+            Attachment(
+                FileContent(b64),
+                FileName(email.photo_filename),
+                FileType("image/jpeg"),
+                Disposition("inline"),
+                ContentId(PHOTO_CID),
+            )
+        )
+        mail.add_attachment(
+            Attachment(
+                FileContent(b64),
+                FileName(email.photo_filename),
+                FileType("image/jpeg"),
+                Disposition("attachment"),
+            )
+        )
+    mail.add_custom_arg(CustomArg("alert_id", str(email.alert_id)))
+    if email.correlation_id:
+        mail.add_custom_arg(CustomArg("correlation_id", email.correlation_id))
+    return mail.get()
+
+
+# ---------------------------------------------------------------------------------------- transports
+class SendGridTransport:
+    """SendGrid's v3 API through the official SDK."""
+
+    def __init__(self, cfg: EmailConfig, api_key: str, timeout_s: float):
+        from sendgrid import SendGridAPIClient
+
+        self.cfg = cfg
+        self._timeout = timeout_s
+        self._sg = SendGridAPIClient(api_key, host=cfg.host.rstrip("/"))
+
+    def send(self, email: RenderedEmail) -> DeliveryResult:
+        from python_http_client.exceptions import HTTPError
+
+        body = sendgrid_body(email, self.cfg)
+        try:
+            response = self._sg.client.mail.send.post(request_body=body, timeout=self._timeout)
+        except HTTPError as exc:
+            headers = exc.headers or {}
+            retry_after = parse_retry_after(headers.get("Retry-After") if hasattr(headers, "get") else None)
+            if exc.status_code in (401, 403):
+                raise PermanentDeliveryError(
+                    f"SendGrid rejected the API key in setting {self.cfg.api_key_setting} "
+                    f"({exc.status_code})",
+                    status=exc.status_code,
+                ) from None
+            reason = str(getattr(exc, "reason", "") or "")
+            raise error_for_status("SendGrid", exc.status_code, reason, retry_after) from None
+        except TimeoutError:
+            raise TransientDeliveryError("SendGrid: timed out") from None
+        except (URLError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TransientDeliveryError(f"SendGrid: connection failed ({type(reason).__name__})") from None
+        if not 200 <= response.status_code < 300:
+            raise error_for_status("SendGrid", response.status_code)
+        message_id = response.headers.get("X-Message-Id") if response.headers else None
+        return DeliveryResult(external_id=message_id, state={"mode": "sendgrid", "message_id": message_id})
+
+
+class OutboxTransport:
+    """One ``.eml`` file per message in a directory (local demo, no account)."""
+
+    def __init__(self, cfg: EmailConfig):
+        self.cfg = cfg
+
+    def send(self, email: RenderedEmail) -> DeliveryResult:
+        msg = build_message(email, self.cfg)
+        outbox = Path(self.cfg.outbox_dir or ".")
+        try:
+            outbox.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            name = f"{stamp}-alert{email.alert_id}-{email.kind}-{uuid.uuid4().hex[:8]}.eml"
+            tmp = outbox / f".{name}.tmp"
+            tmp.write_bytes(msg.as_bytes())
+            os.replace(tmp, outbox / name)
+        except OSError as exc:
+            raise TransientDeliveryError(f"outbox {outbox}: {exc.strerror or exc}") from None
+        return DeliveryResult(external_id=msg["Message-ID"], state={"mode": "outbox", "file": name})
+
+
+class SmtpTransport:
+    """Plain SMTP (optionally STARTTLS and login)."""
+
+    def __init__(self, cfg: EmailConfig, credentials: tuple[str, str] | None, timeout_s: float):
+        self.cfg = cfg
+        self._credentials = credentials
+        self._timeout = timeout_s
+
+    def send(self, email: RenderedEmail) -> DeliveryResult:
+        cfg = self.cfg
+        msg = build_message(email, cfg)
+        try:
+            with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=self._timeout) as smtp:
+                if cfg.smtp_starttls:
+                    smtp.starttls()
+                if self._credentials:
+                    smtp.login(*self._credentials)
+                smtp.send_message(msg)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise PermanentDeliveryError(
+                f"SMTP login refused ({exc.smtp_code}) for {cfg.smtp_username_setting}"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise TransientDeliveryError(f"SMTP {exc.smtp_code}", status=exc.smtp_code) from None
+            raise PermanentDeliveryError(f"SMTP {exc.smtp_code}", status=exc.smtp_code) from None
+        except smtplib.SMTPRecipientsRefused:
+            raise PermanentDeliveryError("SMTP: all recipients refused") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientDeliveryError(
+                f"SMTP {cfg.smtp_host}:{cfg.smtp_port}: {type(exc).__name__}"
+            ) from None
+        return DeliveryResult(external_id=msg["Message-ID"], state={"mode": "smtp"})
 
 
 # ------------------------------------------------------------------------------------------ adapter
@@ -247,13 +432,14 @@ class EmailNotifier:
         http: HttpSettings | None = None,
     ):
         self.config = config
-        self._api_key = api_key
-        self._smtp_credentials = smtp_credentials
-        self._timeout = config.timeout_s or (http or HttpSettings()).timeout_s
+        timeout = config.timeout_s or (http or HttpSettings()).timeout_s
+        self.transport: SendGridTransport | OutboxTransport | SmtpTransport
         if config.mode == "sendgrid":
-            from sendgrid import SendGridAPIClient
-
-            self._sg = SendGridAPIClient(api_key, host=config.host.rstrip("/"))
+            self.transport = SendGridTransport(config, api_key or "", timeout)
+        elif config.mode == "outbox":
+            self.transport = OutboxTransport(config)
+        else:
+            self.transport = SmtpTransport(config, smtp_credentials, timeout)
 
     @classmethod
     def from_channel(cls, channel: Channel, secrets: SecretResolver, http: HttpSettings) -> EmailNotifier:
@@ -270,134 +456,11 @@ class EmailNotifier:
     def close(self) -> None:
         """Nothing to release (each send opens its own connection)."""
 
-    # -- sendgrid
     def sendgrid_body(self, notice: AlertNotice) -> dict[str, Any]:
-        from sendgrid.helpers.mail import (
-            Attachment,
-            ContentId,
-            CustomArg,
-            Disposition,
-            Email,
-            FileContent,
-            FileName,
-            FileType,
-            Mail,
-            To,
-        )
-
-        with_photo = bool(self.config.attach_photo and notice.photo_jpeg)
-        mail = Mail(
-            from_email=Email(self.config.from_address, _one_line(self.config.from_name)),
-            to_emails=[To(a) for a in self.config.to],
-            subject=subject_for(notice, self.config.subject_prefix),
-            plain_text_content=text_body(notice),
-            html_content=html_body(notice, with_photo),
-        )
-        for a in self.config.cc:
-            mail.personalizations[0].add_cc(Email(a))
-        if self.config.reply_to:
-            mail.reply_to = Email(self.config.reply_to)
-        if with_photo:
-            assert notice.photo_jpeg is not None
-            b64 = base64.b64encode(notice.photo_jpeg).decode("ascii")
-            mail.add_attachment(
-                Attachment(
-                    FileContent(b64),
-                    FileName(notice.photo_filename),
-                    FileType("image/jpeg"),
-                    Disposition("inline"),
-                    ContentId(PHOTO_CID),
-                )
-            )
-            mail.add_attachment(
-                Attachment(
-                    FileContent(b64),
-                    FileName(notice.photo_filename),
-                    FileType("image/jpeg"),
-                    Disposition("attachment"),
-                )
-            )
-        mail.add_custom_arg(CustomArg("alert_id", str(notice.alert_id)))
-        if notice.correlation_id:
-            mail.add_custom_arg(CustomArg("correlation_id", notice.correlation_id[:200]))
-        return mail.get()
-
-    def _send_sendgrid(self, notice: AlertNotice) -> DeliveryResult:
-        from python_http_client.exceptions import HTTPError
-
-        body = self.sendgrid_body(notice)
-        try:
-            response = self._sg.client.mail.send.post(request_body=body, timeout=self._timeout)
-        except HTTPError as exc:
-            headers = exc.headers or {}
-            retry_after = parse_retry_after(headers.get("Retry-After") if hasattr(headers, "get") else None)
-            detail = (
-                exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
-            )
-            if exc.status_code in (401, 403):
-                raise PermanentDeliveryError(
-                    f"SendGrid rejected the API key in setting {self.config.api_key_setting} "
-                    f"({exc.status_code})",
-                    status=exc.status_code,
-                ) from None
-            raise error_for_status("SendGrid", exc.status_code, detail, retry_after) from None
-        except TimeoutError:
-            raise TransientDeliveryError("SendGrid: timed out") from None
-        except (URLError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TransientDeliveryError(f"SendGrid: connection failed ({reason})") from None
-        if not 200 <= response.status_code < 300:
-            raise error_for_status("SendGrid", response.status_code)
-        message_id = response.headers.get("X-Message-Id") if response.headers else None
-        return DeliveryResult(external_id=message_id, state={"mode": "sendgrid", "message_id": message_id})
-
-    # -- outbox
-    def _send_outbox(self, notice: AlertNotice) -> DeliveryResult:
-        msg = build_message(notice, self.config)
-        outbox = Path(self.config.outbox_dir or ".")
-        try:
-            outbox.mkdir(parents=True, exist_ok=True)
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            name = f"{stamp}-alert{notice.alert_id}-{notice.kind}-{uuid.uuid4().hex[:8]}.eml"
-            tmp = outbox / f".{name}.tmp"
-            tmp.write_bytes(msg.as_bytes())
-            os.replace(tmp, outbox / name)
-        except OSError as exc:
-            raise TransientDeliveryError(f"outbox {outbox}: {exc.strerror or exc}") from None
-        return DeliveryResult(external_id=msg["Message-ID"], state={"mode": "outbox", "file": name})
-
-    # -- smtp
-    def _send_smtp(self, notice: AlertNotice) -> DeliveryResult:
-        msg = build_message(notice, self.config)
-        try:
-            with smtplib.SMTP(self.config.smtp_host, self.config.smtp_port, timeout=self._timeout) as smtp:
-                if self.config.smtp_starttls:
-                    smtp.starttls()
-                if self._smtp_credentials:
-                    smtp.login(*self._smtp_credentials)
-                smtp.send_message(msg)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise PermanentDeliveryError(
-                f"SMTP login refused ({exc.smtp_code}) for {self.config.smtp_username_setting}"
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            if 400 <= exc.smtp_code < 500:
-                raise TransientDeliveryError(f"SMTP {exc.smtp_code}", status=exc.smtp_code) from None
-            raise PermanentDeliveryError(f"SMTP {exc.smtp_code}", status=exc.smtp_code) from None
-        except smtplib.SMTPRecipientsRefused:
-            raise PermanentDeliveryError("SMTP: all recipients refused") from None
-        except (smtplib.SMTPException, OSError) as exc:
-            raise TransientDeliveryError(
-                f"SMTP {self.config.smtp_host}:{self.config.smtp_port}: {exc}"
-            ) from None
-        return DeliveryResult(external_id=msg["Message-ID"], state={"mode": "smtp"})
+        return sendgrid_body(render(notice, self.config), self.config)
 
     def _send(self, notice: AlertNotice) -> DeliveryResult:
-        if self.config.mode == "sendgrid":
-            return self._send_sendgrid(notice)
-        if self.config.mode == "outbox":
-            return self._send_outbox(notice)
-        return self._send_smtp(notice)
+        return self.transport.send(render(notice, self.config))
 
     # -- the port
     def send_new(self, notice: AlertNotice, *, resume: DeliveryResult | None = None) -> DeliveryResult:

@@ -41,13 +41,10 @@ from .base import (
     DeliveryResult,
     HttpSettings,
     SecretResolver,
-    TransientDeliveryError,
-    error_for_status,
     is_http_url,
     parse_config,
-    parse_retry_after,
-    tls_context,
 )
+from .http import Transport
 
 SIGNATURE_HEADER = "X-TrapAlert-Signature"
 TIMESTAMP_HEADER = "X-TrapAlert-Timestamp"
@@ -197,11 +194,12 @@ class WebhookNotifier:
             )
         if config.url_setting:
             _secret_urls.add(self._url)
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(config.timeout_s or http.timeout_s, connect=http.connect_timeout_s),
-            follow_redirects=False,
-            headers={"User-Agent": http.user_agent},
-            verify=tls_context(),
+        # the one HTTP transport (redirects are never followed); a URL from a secret setting is redacted
+        self._transport = Transport(
+            "webhook",
+            http,
+            timeout_s=config.timeout_s,
+            secrets=[secret, self._url if config.url_setting else ""],
         )
 
     @classmethod
@@ -215,7 +213,7 @@ class WebhookNotifier:
         return f"WebhookNotifier({where})"
 
     def close(self) -> None:
-        self._client.close()
+        self._transport.close()
 
     @staticmethod
     def delivery_id(notice: AlertNotice) -> str:
@@ -240,19 +238,7 @@ class WebhookNotifier:
             DELIVERY_HEADER: self.delivery_id(notice),
             **signature_headers(self._secret, body),
         }
-        try:
-            response = self._client.post(self._url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise TransientDeliveryError("webhook: timed out") from None
-        except httpx.TransportError as exc:
-            raise TransientDeliveryError(f"webhook: connection failed ({type(exc).__name__})") from None
-        if not response.is_success:
-            raise error_for_status(
-                "webhook",
-                response.status_code,
-                response.text[:200],
-                parse_retry_after(response.headers.get("Retry-After")),
-            )
+        response = self._transport.request("POST", self._url, what="POST", content=body, headers=headers)
         external_id = self.delivery_id(notice)
         try:
             answer = response.json()

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from ..adapters.ops_repo import OpsRepository
-from ..notify.base import AlertNotice, CameraRef, Channel, EnvSecrets, ParkRef, close_notifier
+from ..notify.base import AlertNotice, Channel, EnvSecrets, ParkRef, close_notifier
+from ..notify.compose import ops_notice
 from ..notify.registry import build_notifier
+from ..notify.safety import park_secret_names
 from . import metrics
 
 log = logging.getLogger(__name__)
@@ -56,25 +57,19 @@ def ops_channels(db, park_ids: list[int] | None) -> list[dict[str, Any]]:
 def _notice(
     channel: dict[str, Any], *, title: str, summary: str, ref_id: int, correlation_id: str, ops_url: str
 ) -> AlertNotice:
-    now = datetime.now(UTC)
-    return AlertNotice(
-        alert_id=ref_id,
-        kind="ops",
-        park=ParkRef(id=channel["park_id"], slug=channel["park_slug"], name=channel["park_name"]),
-        camera=CameraRef(id=0, name="TrapAlert pipeline"),
-        started_at=now,
-        updated_at=now,
-        title=title,
-        summary=summary,
-        image_count=0,
-        photo_filename=f"ops-{ref_id}.txt",
-        ops_url=ops_url,
-        correlation_id=correlation_id,
+    """The ops notice for ``channel``'s park (composed by functions/notify/compose.py)."""
+    park = ParkRef(id=channel["park_id"], slug=channel["park_slug"], name=channel["park_name"])
+    return ops_notice(
+        park, title=title, summary=summary, ref_id=ref_id, correlation_id=correlation_id, ops_url=ops_url
     )
 
 
 def _send(channel: dict[str, Any], notice: AlertNotice, secrets=None) -> None:
-    notifier = build_notifier(Channel.from_row(channel), secrets or EnvSecrets())
+    notifier = build_notifier(
+        Channel.from_row(channel),
+        secrets or EnvSecrets(),
+        allowed_secrets=park_secret_names(channel.get("park_settings")),
+    )
     try:
         notifier.send_new(notice)
     finally:

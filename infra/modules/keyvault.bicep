@@ -31,7 +31,7 @@ param sendgridApiKey string = ''
 param sendgridWebhookPublicKey string = ''
 
 @secure()
-@description('Channel secrets by app setting name, e.g. {"EARTHRANGER_TOKEN": "..."}; empty values are skipped.')
+@description('Channel secrets by app setting name, e.g. {"CHANNEL_SECRET_EARTHRANGER_TOKEN": "..."}; empty values are skipped.')
 param channelSecrets object = {}
 
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'

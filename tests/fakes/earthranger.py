@@ -8,7 +8,7 @@
 
 Endpoints (``/api/v1.0`` prefix; ``Authorization: Bearer <token>`` required when ``token`` is given).
 A stand-in is only as true as its source; each shape below names the one it follows (PADAS ``er-server``,
-``das/``; PADAS ``er-client`` 1.19, ``erclient/client.py``):
+``das/``; PADAS ``er-client``, ``erclient/client.py`` and ``erclient/api_paths.py``):
 
     GET   /.well-known/oauth-protected-resource            404, or ``discovery_doc`` when given
     POST  /activity/events                                 201 {"data": event}; 400 unknown event_type.
@@ -25,8 +25,18 @@ A stand-in is only as true as its source; each shape below names the one it foll
           text; ``date_range {lower, upper}`` bounds the event ``time``. er-client ``get_events`` follows
           ``next`` and reads ``data``. Tokens here are runs of letters and digits, lower-cased: close to
           ``to_tsvector`` for the words TrapAlert searches (``TA4711C12``, camera names), not a stemmer.
+    GET   /activity/events/eventtypes                      200 {"data": [event type]}. er-client
+          ``get_event_types`` (v1.0 path ``api_paths.EVENT_TYPES_PATHS``); er-server
+          ``activity/views.py`` ``EventTypesView.get_queryset``: the active types of the categories the user
+          has any permission on; ``serializers.EventTypeSerializer`` fields ``id, value, display, ordernum,
+          is_collection, category, icon_id, is_active, default_priority, geometry_type`` (no schema).
     GET   /activity/event/<id>                             200 {"data": event}
     PATCH /activity/event/<id>                             200 {"data": event}
+    DELETE /activity/event/<id>/                           204 (er-client ``delete_event``)
+          Permissions (er-server ``activity/permissions.py`` ``EventCategoryPermissions``: POST with an
+          ``event_type`` needs ``<category>_create``; PATCH ``_update``; DELETE ``_delete``): with
+          ``permissions`` given (e.g. ``{"security_create", "security_read"}``) anything else answers 403
+          ``{"status": {"detail": "You do not have permission to perform this action."}}``; None: all allowed.
     POST  /activity/event/<id>/files/                      multipart filecontent.file [+ comment]; 201
           (files are listed with ``filename``: er-server ``serializers/base.py`` ``FileSerializerMixin``)
     POST  /activity/event/<id>/notes                       JSON {event, text}; 201
@@ -114,6 +124,8 @@ class FakeEarthRanger(FakeServer):
         provider_keys: set[str] | None = None,
         discovery_doc: dict[str, Any] | None = None,
         event_schemas: dict[str, set[str]] | None = None,
+        categories: dict[str, str] | None = None,
+        permissions: set[str] | None = None,
     ):
         super().__init__(host, port)
         self.token = token
@@ -121,6 +133,8 @@ class FakeEarthRanger(FakeServer):
         self.provider_keys = provider_keys
         self.discovery_doc = discovery_doc
         self.event_schemas = event_schemas or {}
+        self.categories = categories or {}  # event type -> category value (default "security")
+        self.permissions = permissions
         self.events: dict[str, dict[str, Any]] = {}
         self._late: list[tuple[list[int], float, str | None, str | None]] = []
         self._late_lock = threading.Lock()
@@ -129,7 +143,9 @@ class FakeEarthRanger(FakeServer):
         self.route("GET", r"/\.well-known/oauth-protected-resource", self._discovery)
         self.route("POST", API + r"/activity/events/?", self._post_event)
         self.route("GET", API + r"/activity/events/?", self._list_events)
+        self.route("GET", API + r"/activity/events/eventtypes/?", self._event_types)
         self.route("GET", API + r"/activity/event/([^/]+)/?", self._get_event)
+        self.route("DELETE", API + r"/activity/event/([^/]+)/?", self._delete_event)
         self.route("PATCH", API + r"/activity/event/([^/]+)/?", self._patch_event)
         self.route("POST", API + r"/activity/event/([^/]+)/files/?", self._post_file)
         self.route("POST", API + r"/activity/event/([^/]+)/notes/?", self._post_note)
@@ -144,6 +160,17 @@ class FakeEarthRanger(FakeServer):
                 401, {"status": _status(401, "Unauthorized", "Authentication credentials were not provided.")}
             )
         return None
+
+    def category(self, event_type: str) -> str:
+        return self.categories.get(event_type, "security")
+
+    def _forbidden(self, event_type: str | None, action: str) -> Reply | None:
+        if self.permissions is None or event_type is None:
+            return None
+        if f"{self.category(event_type)}_{action}" in self.permissions:
+            return None
+        detail = "You do not have permission to perform this action."
+        return Reply(403, {"status": _status(403, "Forbidden", detail)})
 
     def _event(self, event_id: str) -> dict[str, Any] | None:
         return self.events.get(event_id)
@@ -206,6 +233,8 @@ class FakeEarthRanger(FakeServer):
             return Reply(
                 400, {"status": _status(400, "Bad Request", f"Unknown event type {data['event_type']}")}
             )
+        if (forbidden := self._forbidden(data["event_type"], "create")) is not None:
+            return forbidden
         data = dict(data)
         notes = data.pop("notes", None) or []
         if not isinstance(notes, list) or not all(isinstance(n, dict) and n.get("text") for n in notes):
@@ -281,11 +310,53 @@ class FakeEarthRanger(FakeServer):
         event = self._event(event_id)
         if event is None:
             return Reply(404, {"status": _status(404, "Not Found")})
+        if (forbidden := self._forbidden(event.get("event_type"), "update")) is not None:
+            return forbidden
         if not isinstance(req.json, dict):
             return Reply(400, {"status": _status(400, "Bad Request", "JSON object expected")})
         event["patches"].append(req.json)
         event.update({k: v for k, v in req.json.items() if k not in ("id", "files", "notes", "patches")})
         return Reply(200, {"data": event, "status": _status(200, "OK")})
+
+    def _event_types(self, req: RecordedRequest) -> Reply:
+        if (denied := self._unauthorized(req)) is not None:
+            return denied
+        known = sorted(self.event_types if self.event_types is not None else {"trapalert_detection"})
+        known = sorted(set(known) | {"cameratrap_rep"})
+        actions = ("create", "update", "read", "delete")
+        listed = []
+        for n, value in enumerate(known):
+            category = self.category(value)
+            if self.permissions is not None and not any(
+                f"{category}_{a}" in self.permissions for a in actions
+            ):
+                continue
+            listed.append(
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, value)),
+                    "value": value,
+                    "display": value.replace("_", " ").title(),
+                    "ordernum": n,
+                    "is_collection": False,
+                    "category": {"value": category, "display": category.title()},
+                    "icon_id": value,
+                    "is_active": True,
+                    "default_priority": 0,
+                    "geometry_type": "Point",
+                }
+            )
+        return Reply(200, {"data": listed, "status": _status(200, "OK")})
+
+    def _delete_event(self, req: RecordedRequest, event_id: str) -> Reply:
+        if (denied := self._unauthorized(req)) is not None:
+            return denied
+        event = self._event(event_id)
+        if event is None:
+            return Reply(404, {"status": _status(404, "Not Found")})
+        if (forbidden := self._forbidden(event.get("event_type"), "delete")) is not None:
+            return forbidden
+        del self.events[event_id]
+        return Reply(204)
 
     def _post_file(self, req: RecordedRequest, event_id: str) -> Reply:
         if (denied := self._unauthorized(req)) is not None:

@@ -31,11 +31,11 @@ def notice(photo: bytes) -> AlertNotice:
 def secrets() -> EnvSecrets:
     return EnvSecrets(
         environ={
-            "ER_TOKEN_KRUGER": "er-test-token",
-            "CMORE_USER_KRUGER": "ranger",
-            "CMORE_PASSWORD_KRUGER": "cmore-pw",
-            "SENDGRID_API_KEY": "SG.test-key",
-            "WEBHOOK_SECRET_KRUGER": "whsec-kruger-0123456789",
+            "CHANNEL_SECRET_ER_TOKEN_KRUGER": "er-test-token",
+            "CHANNEL_SECRET_CMORE_USER_KRUGER": "ranger",
+            "CHANNEL_SECRET_CMORE_PASSWORD_KRUGER": "cmore-pw",
+            "CHANNEL_SECRET_SENDGRID_API_KEY": "SG.test-key",
+            "CHANNEL_SECRET_WEBHOOK_SECRET_KRUGER": "whsec-kruger-0123456789",
         }
     )
 

@@ -24,7 +24,13 @@ def er_channel(er, **config) -> Channel:
         park_id=1,
         kind="earthranger",
         name="Kruger ER",
-        config={"service_root": er.url, "token_setting": "ER_TOKEN_KRUGER", **config},
+        config={
+            "allow_http": True,
+            "allow_private_network": True,
+            "service_root": er.url,
+            "token_setting": "CHANNEL_SECRET_ER_TOKEN_KRUGER",
+            **config,
+        },
     )
 
 
@@ -162,7 +168,7 @@ def test_bad_gateway_is_not_retried_inside_the_client(fake_er, secrets, notice):
     fake_er.fail_next(1, status=502)
     with pytest.raises(TransientDeliveryError):
         notifier.send_new(notice)
-    assert len(fake_er.requests) == 1  # erclient's own 5x backoff on 502 is replaced: the queue retries
+    assert len(fake_er.requests) == 1  # no retry inside the transport: the queue retries
 
 
 def test_timeout_is_transient(fake_er, secrets, notice):
@@ -177,18 +183,20 @@ def test_unknown_event_type_is_permanent_and_clear(fake_er, secrets, notice):
     with pytest.raises(PermanentDeliveryError) as info:
         notifier.send_new(notice)
     assert info.value.status == 400
-    assert "event_type" in str(info.value) and "Unknown event type no_such_type" in str(info.value)
+    msg = str(info.value)
+    assert "400 Bad Request" in msg and "check event_type 'no_such_type'" in msg
+    assert "Unknown event type" not in msg  # the remote body never goes into an error (last_error)
 
 
 def test_rejected_token_names_the_setting_not_the_value(fake_er, notice):
     from functions.notify import EnvSecrets
 
     notifier = build_notifier(
-        er_channel(fake_er), EnvSecrets(environ={"ER_TOKEN_KRUGER": "wrong-token-value"})
+        er_channel(fake_er), EnvSecrets(environ={"CHANNEL_SECRET_ER_TOKEN_KRUGER": "wrong-token-value"})
     )
     with pytest.raises(PermanentDeliveryError) as info:
         notifier.send_new(notice)
-    assert "ER_TOKEN_KRUGER" in str(info.value) and "401" in str(info.value)
+    assert "CHANNEL_SECRET_ER_TOKEN_KRUGER" in str(info.value) and "401" in str(info.value)
     assert "wrong-token-value" not in str(info.value)
 
 
@@ -237,7 +245,7 @@ def test_camera_trap_429(fake_er, secrets, notice):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"token_setting": "ER_TOKEN_KRUGER"}, "service_root: Field required"),
+        ({"token_setting": "CHANNEL_SECRET_ER_TOKEN_KRUGER"}, "service_root: Field required"),
         (
             {"service_root": "ftp://x", "token_setting": "T"},
             "service_root: Value error, must be an http(s) URL",
@@ -268,7 +276,7 @@ def test_config_errors_are_clear(config, message, secrets):
 def test_missing_token_setting_is_a_config_error(fake_er):
     from functions.notify import EnvSecrets
 
-    with pytest.raises(ChannelConfigError, match="secret setting ER_TOKEN_KRUGER is not set"):
+    with pytest.raises(ChannelConfigError, match="secret setting CHANNEL_SECRET_ER_TOKEN_KRUGER is not set"):
         build_notifier(er_channel(fake_er), EnvSecrets(environ={}))
 
 
@@ -288,3 +296,68 @@ def test_down_for_a_while_then_delivered_once(fake_er, secrets, notice):
     result = notifier.send_new(notice)
     assert list(fake_er.events) == [result.external_id]
     assert [r.status for r in fake_er.requests] == [503, 503, 503, 201, 201]
+
+
+# ------------------------------------------------------------------------------------------ check()
+def test_check_passes_and_leaves_no_test_event(fake_er, secrets):
+    import re
+
+    notifier = build_notifier(er_channel(fake_er), secrets)
+    assert notifier.check() == []
+    reqs = fake_er.requests
+    assert [(r.method, r.status) for r in reqs] == [("GET", 200), ("POST", 201), ("DELETE", 204)]
+    assert reqs[0].path == "/api/v1.0/activity/events/eventtypes"
+    assert reqs[1].path == "/api/v1.0/activity/events"
+    assert re.fullmatch(r"/api/v1\.0/activity/event/[0-9a-f-]{36}/", reqs[2].path)
+    test_event = reqs[1].json
+    assert test_event["event_type"] == "trapalert_detection" and test_event["state"] == "resolved"
+    assert fake_er.events == {}
+
+
+def test_check_names_an_unknown_event_type_and_similar_ones(fake_er, secrets):
+    (problem,) = build_notifier(er_channel(fake_er, event_type="trapalert_detections"), secrets).check()
+    assert "event type 'trapalert_detections' does not exist" in problem
+    assert (
+        "CHANNEL_SECRET_ER_TOKEN_KRUGER" in problem
+        and "similar types it sees: trapalert_detection" in problem
+    )
+    assert [r.method for r in fake_er.requests] == ["GET"]  # no test event of a type that does not exist
+
+
+def test_check_says_which_permission_is_missing(secrets):
+    from tests.fakes import FakeEarthRanger
+
+    # the account reads the category but may not create in it: the type is listed, the create is refused
+    with FakeEarthRanger(token="er-test-token", permissions={"security_read"}) as er:
+        (problem,) = build_notifier(er_channel(er), secrets).check()
+        assert "may not create events of type 'trapalert_detection'" in problem
+        assert "'security create' permission" in problem and er.events == {}
+    # no permission at all on the category: ER does not even list the type
+    with FakeEarthRanger(token="er-test-token", permissions={"logistics_create"}) as er:
+        (problem,) = build_notifier(er_channel(er), secrets).check()
+        assert "has no permission on its category" in problem
+    # may create but not delete: the test event is resolved instead, which is not a problem
+    with FakeEarthRanger(token="er-test-token", permissions={"security_create", "security_update"}) as er:
+        assert build_notifier(er_channel(er), secrets).check() == []
+        (event,) = er.events.values()
+        assert event["state"] == "resolved" and event["patches"] == [{"state": "resolved"}]
+
+
+def test_check_reports_a_schema_that_drops_the_reference_and_a_bad_token(secrets):
+    from functions.notify import EnvSecrets
+    from tests.fakes import FakeEarthRanger
+
+    with FakeEarthRanger(token="er-test-token", event_schemas={"trapalert_detection": {"camera"}}) as er:
+        (problem,) = build_notifier(er_channel(er), secrets).check()
+        assert "drops event_details['trapalert_ref']" in problem and '"ref_in": "note"' in problem
+        assert er.events == {}  # deleted all the same
+        bad = EnvSecrets(environ={"CHANNEL_SECRET_ER_TOKEN_KRUGER": "wrong-token-value"})
+        (problem,) = build_notifier(er_channel(er), bad).check()
+        assert "CHANNEL_SECRET_ER_TOKEN_KRUGER was rejected (401)" in problem
+        assert "wrong-token-value" not in problem
+
+
+def test_camera_trap_check_needs_the_cameratrap_type_only(fake_er, secrets):
+    notifier = build_notifier(er_channel(fake_er, mode="camera_trap", provider_key="pk"), secrets)
+    assert notifier.check() == []
+    assert [r.method for r in fake_er.requests] == ["GET"]

@@ -10,13 +10,11 @@ import json
 import logging
 import time
 
+import httpx
 import pytest
-import requests
-from erclient import ERClientException
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from functions.notify import Channel, TransientDeliveryError, build_notifier, deliver
-from functions.notify.earthranger import sent_but_unanswered
+from functions.notify.http import ambiguous, error_for_status
 from tests.fakes import FakeEarthRanger
 from tests.notify.helpers import make_notice, make_update
 
@@ -30,8 +28,10 @@ def er_channel(er, **config) -> Channel:
         kind="earthranger",
         name="Kruger ER",
         config={
+            "allow_http": True,
+            "allow_private_network": True,
             "service_root": er.url,
-            "token_setting": "ER_TOKEN_KRUGER",
+            "token_setting": "CHANNEL_SECRET_ER_TOKEN_KRUGER",
             "timeout_s": 0.5,
             "ambiguous_settle_s": 0,
             **config,
@@ -120,15 +120,18 @@ def test_answers_of_er_itself_are_not_ambiguous(fake_er, secrets, notice):
 
 
 def test_which_failures_are_ambiguous():
-    refused = requests.ConnectionError(MaxRetryError(None, "/", NewConnectionError(None, "refused")))
-    reset = requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError()))
-    assert not sent_but_unanswered(refused)
-    assert not sent_but_unanswered(requests.ConnectTimeout())
-    assert sent_but_unanswered(reset)
-    assert sent_but_unanswered(requests.ReadTimeout())
-    assert sent_but_unanswered(ERClientException("x", status_code=504))
-    assert not sent_but_unanswered(ERClientException("x", status_code=500))
-    assert not sent_but_unanswered(ERClientException("x", status_code=409))
+    # the request never left: not ambiguous
+    assert not ambiguous(httpx.ConnectError("refused"))
+    assert not ambiguous(httpx.ConnectTimeout("connect"))
+    assert not ambiguous(httpx.PoolTimeout("pool"))
+    # sent, then no (complete) answer: ambiguous
+    assert ambiguous(httpx.ReadTimeout("read"))
+    assert ambiguous(httpx.RemoteProtocolError("Server disconnected without sending a response."))
+    assert ambiguous(httpx.ReadError("reset"))
+    # answers: only a gateway's 502/504 may hide a finished request
+    assert ambiguous(error_for_status("EarthRanger", 504))
+    assert not ambiguous(error_for_status("EarthRanger", 500))
+    assert not ambiguous(error_for_status("EarthRanger", 409))
 
 
 def test_a_reference_in_a_note_survives_an_event_type_schema_without_the_key(secrets, notice, caplog):

@@ -32,8 +32,12 @@ def email_channel(**config) -> Channel:
         kind="email",
         name="Kruger rangers",
         config={
+            "allow_http": True,
+            "allow_private_network": True,
+            "people_photos": "as_is",  # the adapter's own format (privacy: test_notify_privacy.py)
             "to": ["duty@kruger.example", "ops@kruger.example"],
             "from_address": "alerts@trapalert.example",
+            "api_key_setting": "CHANNEL_SECRET_SENDGRID_API_KEY",
             **config,
         },
     )
@@ -104,17 +108,21 @@ def test_sendgrid_errors_map_to_transient_or_permanent(fake_sendgrid, secrets, n
     with pytest.raises(TransientDeliveryError):
         notifier.send_new(notice)
     fake_sendgrid.fail_next(1, status=400, body={"errors": [{"message": "Invalid to address"}]})
-    with pytest.raises(PermanentDeliveryError, match="Invalid to address"):
+    with pytest.raises(PermanentDeliveryError) as info:
         notifier.send_new(notice)
+    # status and reason phrase only: the remote body never goes into last_error
+    assert str(info.value) == "SendGrid answered 400 Bad Request"
     assert fake_sendgrid.messages == []
 
 
 def test_sendgrid_bad_key_names_the_setting(fake_sendgrid, notice):
-    env = EnvSecrets(environ={"SG_KRUGER": "SG.revoked-key"})
-    notifier = build_notifier(email_channel(host=fake_sendgrid.url, api_key_setting="SG_KRUGER"), env)
+    env = EnvSecrets(environ={"CHANNEL_SECRET_SG_KRUGER": "SG.revoked-key"})
+    notifier = build_notifier(
+        email_channel(host=fake_sendgrid.url, api_key_setting="CHANNEL_SECRET_SG_KRUGER"), env
+    )
     with pytest.raises(PermanentDeliveryError) as info:
         notifier.send_new(notice)
-    assert "SG_KRUGER" in str(info.value) and "SG.revoked-key" not in str(info.value)
+    assert "CHANNEL_SECRET_SG_KRUGER" in str(info.value) and "SG.revoked-key" not in str(info.value)
 
 
 def test_sendgrid_unreachable_is_transient(secrets, notice):
@@ -189,14 +197,26 @@ def test_smtp_mode(photo):
     ],
 )
 def test_config_errors_are_clear(config, message, secrets):
-    channel = Channel(id=9, park_id=1, kind="email", name="x", config={"to": ["a@b.org"], **config})
+    channel = Channel(
+        id=9,
+        park_id=1,
+        kind="email",
+        name="x",
+        config={
+            "allow_http": True,
+            "allow_private_network": True,
+            "people_photos": "as_is",
+            "to": ["a@b.org"],
+            **config,
+        },
+    )
     with pytest.raises(ChannelConfigError) as info:
         build_notifier(channel, secrets)
     assert message in str(info.value)
 
 
 def test_missing_api_key_setting(notice):
-    with pytest.raises(ChannelConfigError, match="secret setting SENDGRID_API_KEY is not set"):
+    with pytest.raises(ChannelConfigError, match="secret setting CHANNEL_SECRET_SENDGRID_API_KEY is not set"):
         build_notifier(email_channel(), EnvSecrets(environ={}))
 
 
@@ -204,7 +224,8 @@ def test_health_notice_subject_has_no_confidence():
     from functions.notify.email import subject_for, text_body
     from tests.notify.helpers import make_notice
 
-    notice = make_notice(kind="health", categories=["silent"], max_conf=0.0,
-                         title="Camera KN-07 silent for 26 h")
+    notice = make_notice(
+        kind="health", categories=["silent"], max_conf=0.0, title="Camera KN-07 silent for 26 h"
+    )
     assert subject_for(notice) == "[TrapAlert] Camera KN-07 silent for 26 h (Kruger South)"
     assert "%" not in subject_for(notice) and "confidence" not in text_body(notice)

@@ -99,9 +99,9 @@ def test_third_party_adapter_registered_by_entry_point_is_used(plugin_on_path, n
         park_id=1,
         kind="sms",
         name="SMS duty",
-        config={"numbers": ["+27820000000"], "api_key_setting": "SMS_KEY"},
+        config={"numbers": ["+27820000000"], "api_key_setting": "CHANNEL_SECRET_SMS_KEY"},
     )
-    notifier = build_notifier(channel, EnvSecrets(environ={"SMS_KEY": "k"}))
+    notifier = build_notifier(channel, EnvSecrets(environ={"CHANNEL_SECRET_SMS_KEY": "k"}))
     assert type(notifier).__module__ == "park_sms_plugin"
     assert isinstance(notifier, Notifier)
     first = deliver(notifier, notice)
@@ -117,7 +117,14 @@ def test_third_party_adapter_registered_by_entry_point_is_used(plugin_on_path, n
 
 def test_builtin_kind_cannot_be_shadowed(plugin_on_path, fake_sendgrid, secrets):
     assert available_kinds()["email"].startswith("builtin")
-    channel = Channel(id=52, park_id=1, kind="email", config={"to": ["a@b.org"], "host": fake_sendgrid.url})
+    config = {
+        "to": ["a@b.org"],
+        "host": fake_sendgrid.url,
+        "api_key_setting": "CHANNEL_SECRET_SENDGRID_API_KEY",
+        "allow_http": True,
+        "allow_private_network": True,
+    }
+    channel = Channel(id=52, park_id=1, kind="email", config=config)
     assert type(build_notifier(channel, secrets)).__name__ == "EmailNotifier"
 
 
@@ -138,7 +145,10 @@ def test_unknown_kind_lists_the_known_ones():
 def test_validate_builtin_config_without_secrets():
     cfg = validate_channel(
         Channel(
-            id=56, park_id=1, kind="webhook", config={"url": "https://x.example/h", "secret_setting": "S"}
+            id=56,
+            park_id=1,
+            kind="webhook",
+            config={"url": "https://x.example/h", "secret_setting": "CHANNEL_SECRET_S"},
         )
     )
     assert cfg.url == "https://x.example/h"

@@ -29,7 +29,14 @@ def hook_channel(url: str, **config) -> Channel:
         park_id=1,
         kind="webhook",
         name="Kruger bridge",
-        config={"url": url, "secret_setting": "WEBHOOK_SECRET_KRUGER", **config},
+        config={
+            "allow_http": True,
+            "allow_private_network": True,
+            "people_photos": "as_is",  # the adapter's own format (privacy: test_notify_privacy.py)
+            "url": url,
+            "secret_setting": "CHANNEL_SECRET_WEBHOOK_SECRET_KRUGER",
+            **config,
+        },
     )
 
 
@@ -120,7 +127,9 @@ def test_config_errors(secrets):
         build_notifier(hook_channel("file:///etc/passwd"), secrets)
     with pytest.raises(ChannelConfigError, match="cannot be overridden"):
         build_notifier(hook_channel("https://x.example/h", headers={"x-trapalert-signature": "x"}), secrets)
-    with pytest.raises(ChannelConfigError, match="secret setting WEBHOOK_SECRET_KRUGER is not set"):
+    with pytest.raises(
+        ChannelConfigError, match="secret setting CHANNEL_SECRET_WEBHOOK_SECRET_KRUGER is not set"
+    ):
         from functions.notify import EnvSecrets
 
         build_notifier(hook_channel("https://x.example/h"), EnvSecrets(environ={}))
@@ -130,12 +139,17 @@ def test_secret_url_from_a_setting_is_not_logged(fake_hook, notice, caplog):
     from functions.notify import EnvSecrets
 
     url = fake_hook.url + "/T0001/B0002/very-secret-path"
-    env = EnvSecrets(environ={"HOOK_URL": url, "WEBHOOK_SECRET_KRUGER": SECRET})
+    env = EnvSecrets(environ={"CHANNEL_SECRET_HOOK_URL": url, "CHANNEL_SECRET_WEBHOOK_SECRET_KRUGER": SECRET})
     channel = Channel(
         id=42,
         park_id=1,
         kind="webhook",
-        config={"url_setting": "HOOK_URL", "secret_setting": "WEBHOOK_SECRET_KRUGER"},
+        config={
+            "allow_http": True,
+            "allow_private_network": True,
+            "url_setting": "CHANNEL_SECRET_HOOK_URL",
+            "secret_setting": "CHANNEL_SECRET_WEBHOOK_SECRET_KRUGER",
+        },
     )
     notifier = build_notifier(channel, env)
     with caplog.at_level("DEBUG"):

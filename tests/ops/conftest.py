@@ -12,7 +12,7 @@ from tests.fakes.webhook import FakeWebhookReceiver
 
 DRILL_APP = Path(__file__).parent / "drill_app"
 DRILL_QUEUE = "ops-drill"
-OPS_SECRET_SETTING = "OPS_HOOK_SECRET_TEST"
+OPS_SECRET_SETTING = "CHANNEL_SECRET_OPS_HOOK_SECRET_TEST"
 OPS_SECRET = "ops-hook-secret-value"
 FAST_QUEUES = {"visibilityTimeout": "00:00:00", "maxPollingInterval": "00:00:00.200", "maxDequeueCount": 5}
 
@@ -53,7 +53,17 @@ def ops_channel(clean_db, park, ops_hook):
         "INSERT INTO channels (park_id, name, kind, purpose, config) "
         "VALUES (%s, 'ops hook', 'webhook', 'ops', %s) "
         "RETURNING *",
-        (park["id"], json.dumps({"url": ops_hook.url, "secret_setting": OPS_SECRET_SETTING})),
+        (
+            park["id"],
+            json.dumps(
+                {
+                    "url": ops_hook.url,
+                    "secret_setting": OPS_SECRET_SETTING,
+                    "allow_http": True,
+                    "allow_private_network": True,
+                }
+            ),
+        ),
     )
 
 

@@ -19,7 +19,11 @@ T0 = datetime(2026, 11, 20, 2, 14, 5, tzinfo=UTC)
 ER_TOKEN = "er-test-token"
 CMORE_USER, CMORE_PASSWORD = "ranger", "cmore-pw"
 SG_KEY = "SG.test-key"
-SECRET_ENV = {"TEST_ER_TOKEN": ER_TOKEN, "TEST_CMORE_PASSWORD": CMORE_PASSWORD, "TEST_SG_KEY": SG_KEY}
+SECRET_ENV = {
+    "CHANNEL_SECRET_TEST_ER_TOKEN": ER_TOKEN,
+    "CHANNEL_SECRET_TEST_CMORE_PASSWORD": CMORE_PASSWORD,
+    "CHANNEL_SECRET_TEST_SG_KEY": SG_KEY,
+}
 
 
 def make_jpeg(width: int = 640, height: int = 480, seed: int = 0) -> bytes:
@@ -163,17 +167,24 @@ def add_channel(
     )["id"]
 
 
+# the local stand-ins answer plain http on loopback: configs that point at them say so
+# (functions/notify/safety.py refuses both otherwise)
+LOCAL = {"allow_http": True, "allow_private_network": True}
+
+
 def er_config(er) -> dict:
-    return {"service_root": er.url, "token_setting": "TEST_ER_TOKEN"}
+    return {"service_root": er.url, "token_setting": "CHANNEL_SECRET_TEST_ER_TOKEN", **LOCAL}
 
 
 def cmore_config(cm) -> dict:
     return {
         "base_url": cm.url,
+        **LOCAL,
         "username": CMORE_USER,
-        "password_setting": "TEST_CMORE_PASSWORD",
+        "password_setting": "CHANNEL_SECRET_TEST_CMORE_PASSWORD",
         "owner_group_id": 12,
-        "tags": [{"tag": "Camera Trap Alert", "fields": {"Camera": "{camera}", "Detected": "{categories}"}}],
+        # tags and fields by id (tests/fakes/cmore.py: 501 "Camera Trap Alert", 9001 Camera, 9002 Detected)
+        "tags": [{"tag": 501, "fields": {"9001": "{camera}", "9002": "{categories}"}}],
     }
 
 
@@ -181,7 +192,9 @@ def email_config(sg) -> dict:
     return {
         "mode": "sendgrid",
         "host": sg.url,
-        "api_key_setting": "TEST_SG_KEY",
+        **LOCAL,
+        "people_photos": "as_is",  # the photo as drawn (privacy: tests/notify/test_notify_privacy.py)
+        "api_key_setting": "CHANNEL_SECRET_TEST_SG_KEY",
         "to": ["rangers@kruger.example"],
         "from_address": "alerts@trapalert.example",
     }

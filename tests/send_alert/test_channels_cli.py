@@ -73,7 +73,7 @@ def test_add_list_test_remove(env, park, fakes):
         ("er-main", "delivered", 1, 0),
         ("mail", "failed", 0, 1),
     }
-    assert listed[0]["config"]["token_setting"] == "TEST_ER_TOKEN"
+    assert listed[0]["config"]["token_setting"] == "CHANNEL_SECRET_TEST_ER_TOKEN"
 
     res = run("channels", "remove", "mail", "--park", "kruger-south")
     assert res.exit_code == 0 and "removed" in res.output
@@ -147,7 +147,7 @@ def test_add_refuses_secret_values_and_invalid_configs(env, park, fakes):
 def test_channel_test_reports_a_failure_clearly(env, park, fakes, monkeypatch):
     er, cm, sg = fakes
     h.add_channel(park["db"], park["park_id"], "cm", "cmore", h.cmore_config(cm))
-    monkeypatch.setenv("TEST_CMORE_PASSWORD", "not-the-password")
+    monkeypatch.setenv("CHANNEL_SECRET_TEST_CMORE_PASSWORD", "not-the-password")
     res = run("channels", "test", "cm", "--park", "kruger-south")
     assert res.exit_code == 1
     assert "CMORE login refused (401)" in res.output and "not-the-password" not in res.output

@@ -18,7 +18,7 @@ from tests.fakes import FakeWebhookReceiver
 
 from . import helpers as h
 
-OPS_SECRET_SETTING, OPS_SECRET = "TEST_OPS_HOOK_SECRET", "ops-hook-secret"
+OPS_SECRET_SETTING, OPS_SECRET = "CHANNEL_SECRET_TEST_OPS_HOOK_SECRET", "ops-hook-secret"
 
 
 @pytest.fixture
@@ -52,9 +52,14 @@ def test_a_revoked_token_is_loud_once_and_redelivery_sends_what_waited(
     db = park["db"]
     h.add_channel(db, park["park_id"], "er-main", "earthranger", h.er_config(er))
     h.add_channel(db, park["park_id"], "rangers-email", "email", h.email_config(sg))
-    ops_config = {"url": ops_hook.url, "secret_setting": OPS_SECRET_SETTING}
+    ops_config = {
+        "url": ops_hook.url,
+        "secret_setting": OPS_SECRET_SETTING,
+        "allow_http": True,
+        "allow_private_network": True,
+    }
     h.add_channel(db, park["park_id"], "ops hook", "webhook", ops_config, purpose="ops")
-    monkeypatch.setenv("TEST_ER_TOKEN", "revoked-token")
+    monkeypatch.setenv("CHANNEL_SECRET_TEST_ER_TOKEN", "revoked-token")
 
     alerts = []
     for seed in range(3):
@@ -68,17 +73,17 @@ def test_a_revoked_token_is_loud_once_and_redelivery_sends_what_waited(
     assert len(sg.messages) == 3 and not er.events
     assert len(ops_hook.deliveries) == 1
     notice = ops_hook.deliveries[0]["notice"]
-    assert "er-main" in notice["title"] and "TEST_ER_TOKEN" in notice["summary"]
+    assert "er-main" in notice["title"] and "CHANNEL_SECRET_TEST_ER_TOKEN" in notice["summary"]
     assert "trapalert deliveries redeliver --channel er-main" in notice["summary"]
     assert "revoked-token" not in json.dumps(ops_hook.deliveries)
 
     waiting = json.loads(trapalert("deliveries", "list", "--channel", "er-main", "--json"))
     assert sorted(w["alert_id"] for w in waiting) == alerts
-    assert all("update TEST_ER_TOKEN" in w["fix"] and "(401)" in w["error"] for w in waiting)
+    assert all("update CHANNEL_SECRET_TEST_ER_TOKEN" in w["fix"] and "(401)" in w["error"] for w in waiting)
     assert "to fix: earthranger refused the credentials (HTTP 401)" in trapalert("deliveries", "list")
 
     # the operator rotates the token, then redelivers: each waiting alert reaches EarthRanger once
-    monkeypatch.setenv("TEST_ER_TOKEN", h.ER_TOKEN)
+    monkeypatch.setenv("CHANNEL_SECRET_TEST_ER_TOKEN", h.ER_TOKEN)
     out = trapalert("deliveries", "redeliver", "--channel", "er-main")
     assert "3 deliveries redelivered (3 messages on the queue)" in out
     assert trapalert("deliveries", "redeliver", "--channel", "er-main").startswith("0 deliveries")
@@ -90,7 +95,7 @@ def test_a_revoked_token_is_loud_once_and_redelivery_sends_what_waited(
     assert db.fetchone("SELECT status FROM channel_failures")["status"] == "cleared"
 
     # revoked again later: a new failure of the channel, so ops are told again (once)
-    monkeypatch.setenv("TEST_ER_TOKEN", "revoked-again")
+    monkeypatch.setenv("CHANNEL_SECRET_TEST_ER_TOKEN", "revoked-again")
     image_id = h.add_image(db, park["storage"], park["park_id"], park["camera_id"], seed=9)
     send_alert.handle(SendAlert(alert_id=h.add_alert(db, park["park_id"], park["camera_id"], image_id)), env)
     assert len(ops_hook.deliveries) == 2

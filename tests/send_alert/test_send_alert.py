@@ -82,7 +82,7 @@ def test_new_alert_reaches_three_channels_with_exact_requests(env, park, fakes):
         }
     ]
     (root_id,) = cm.events
-    (comment,) = cm.requests_to(r"^/v2/messages/comments$", "POST")
+    (comment,) = cm.requests_to(r"^/comment$", "POST")  # gundi-integration-cmore post_comment_with_file
     assert comment.form["rootMessageId"] == str(root_id) and comment.files["file"].data == photo.data
 
     # SendGrid: bearer key, recipients, subject with park/camera/what, photo inline + attached, links
@@ -245,17 +245,17 @@ def test_bad_channel_configuration_is_recorded_and_does_not_block_others(env, pa
         park["park_id"],
         "er-broken",
         "earthranger",
-        {"service_root": "not a url", "token_setting": "TEST_ER_TOKEN"},
+        {"service_root": "not a url", "token_setting": "CHANNEL_SECRET_TEST_ER_TOKEN"},
     )
     h.add_channel(
         db,
         park["park_id"],
         "er-no-secret",
         "earthranger",
-        {"service_root": er.url, "token_setting": "MISSING_ER_TOKEN"},
+        {"service_root": er.url, "token_setting": "CHANNEL_SECRET_MISSING_ER_TOKEN", **h.LOCAL},
     )
     h.add_channel(db, park["park_id"], "sms", "carrier-pigeon", {})
-    monkeypatch.setenv("TEST_ER_TOKEN", "wrong-token-value")
+    monkeypatch.setenv("CHANNEL_SECRET_TEST_ER_TOKEN", "wrong-token-value")
     h.add_channel(db, park["park_id"], "er-bad-token", "earthranger", h.er_config(er))
     alert_id, _ = _new_alert(park)
 
@@ -266,9 +266,12 @@ def test_bad_channel_configuration_is_recorded_and_does_not_block_others(env, pa
     assert (
         "invalid config: service_root: Value error, must be an http(s) URL" in rows["er-broken"]["last_error"]
     )
-    assert "secret setting MISSING_ER_TOKEN is not set" in rows["er-no-secret"]["last_error"]
+    assert "secret setting CHANNEL_SECRET_MISSING_ER_TOKEN is not set" in rows["er-no-secret"]["last_error"]
     assert "unknown channel kind 'carrier-pigeon'" in rows["sms"]["last_error"]
-    assert "token in setting TEST_ER_TOKEN was rejected (401)" in rows["er-bad-token"]["last_error"]
+    assert (
+        "token in setting CHANNEL_SECRET_TEST_ER_TOKEN was rejected (401)"
+        in rows["er-bad-token"]["last_error"]
+    )
     assert all("wrong-token-value" not in (r["last_error"] or "") for r in rows.values())
     assert {o.outcome for n, o in outcomes.items() if n != "rangers-email"} == {"permanent"}
     assert not er.events
