@@ -11,6 +11,10 @@ Conditions:
 - ``clock_skew``: the camera's clock is far off: the photo's time (EXIF) differs from the time the email
   was received by more than the threshold.
 
+Theft and tamper watch (``someone_at_camera``, ``view_changed``, ``neighbours_silent``): decided in
+functions/domain/watch.py; the first two from each scored photo (process-image), the third by the timer.
+This module clears ``someone_at_camera`` after its quiet period.
+
 Each condition evaluates to True (in the condition), False (fine) or None (unknown: the latest email does
 not report it). Unknown never raises and never clears: only a report clears a sensor condition.
 
@@ -30,8 +34,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Condition = Literal["silent", "low_battery", "temperature", "clock_skew"]
-CONDITIONS: tuple[Condition, ...] = ("silent", "low_battery", "temperature", "clock_skew")
+Condition = Literal[
+    "silent",
+    "low_battery",
+    "temperature",
+    "clock_skew",
+    "someone_at_camera",
+    "view_changed",
+    "neighbours_silent",
+]
+CONDITIONS: tuple[Condition, ...] = (
+    "silent",
+    "low_battery",
+    "temperature",
+    "clock_skew",
+    "someone_at_camera",
+    "view_changed",
+    "neighbours_silent",
+)
+
+WATCH_CONDITIONS: tuple[Condition, ...] = ("someone_at_camera", "view_changed", "neighbours_silent")
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,20 @@ class Thresholds:
     temperature_min_c: float = -20.0
     temperature_max_c: float = 60.0
     clock_skew_max_s: float = 2 * 3600.0
+    # theft and tamper watch (functions/domain/watch.py says what each means)
+    close_person_area: float = 0.25
+    close_person_height: float = 0.6
+    close_person_clear_photos: float = 3
+    close_person_quiet_s: float = 3600.0
+    view_max_distance: float = 0.4
+    view_photos: float = 3
+    view_refs: float = 5
+    view_min_refs: float = 3
+    view_clear_photos: float = 2
+    view_adopt_photos: float = 12
+    neighbours_min: float = 3
+    neighbours_radius_m: float = 2000.0
+    neighbours_window_s: float = 6 * 3600.0
 
     @classmethod
     def merged(cls, *overrides: dict[str, Any] | None) -> Thresholds:
@@ -70,6 +106,9 @@ class CameraReport:
     temperature_c: float | None = None
     # From the latest image with an EXIF time: email received_at - taken_at, in seconds.
     clock_skew_s: float | None = None
+    # When the camera's latest photo with someone at the camera was received (someone_at_camera's quiet
+    # period; functions/domain/watch.py).
+    last_close_person_at: datetime | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
 
 
@@ -154,6 +193,19 @@ def evaluate(report: CameraReport, now: datetime) -> dict[Condition, Finding]:
             "(photo time vs email received). Alert times from this camera are wrong.",
             {"clock_skew_s": round(report.clock_skew_s), "max_s": t.clock_skew_max_s},
         )
+
+    # someone_at_camera is raised by process-image (functions/domain/watch.py); the timer only clears it
+    # after a quiet period. view_changed is decided by photos only; neighbours_silent by the timer's group
+    # check (watch.neighbours_silent).
+    if report.last_close_person_at is not None and (
+        (now - report.last_close_person_at).total_seconds() > t.close_person_quiet_s
+    ):
+        out["someone_at_camera"] = Finding(
+            "someone_at_camera",
+            False,
+            f"Camera {report.name}: no one at the camera for {t.close_person_quiet_s / 60:.0f} min.",
+            {"last_close_person_at": report.last_close_person_at.isoformat()},
+        )
     return out
 
 
@@ -177,6 +229,14 @@ def alert_details(finding: Finding) -> dict[str, Any]:
 
 def cleared_title(camera_name: str, condition: str) -> str:
     return f"Camera {camera_name}: back to normal ({condition.replace('_', ' ')} cleared)."
+
+
+def clear_title(camera_name: str, finding: Finding) -> str:
+    """The title of a clear: the watch conditions say why they cleared (the view is back, or a new view was
+    adopted; cameras report again); the others are back to normal."""
+    if finding.condition in WATCH_CONDITIONS and finding.title:
+        return finding.title
+    return cleared_title(camera_name, finding.condition)
 
 
 def cleared_details(title: str, finding: Finding, now: datetime) -> dict[str, Any]:
@@ -225,6 +285,7 @@ def report_of(facts: Mapping[str, Any]) -> CameraReport:
         battery_low=_flag(meta.get(META_BATTERY_LOW)),
         temperature_c=_number(meta.get(META_TEMPERATURE_C)),
         clock_skew_s=clock_skew_s(facts.get("email_received_at"), facts.get("taken_at")),
+        last_close_person_at=facts.get("last_close_person_at"),
         thresholds=Thresholds.merged(park_health, cam_health),
     )
 

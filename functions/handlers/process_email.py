@@ -1,9 +1,10 @@
 """The process-email webhook: SendGrid Inbound Parse POSTs each email here (route inbound/sendgrid).
 
 Answers, as SendGrid needs them (it retries any non-2xx for three days, then drops the email silently):
-- 401: the webhook is configured as signed (SENDGRID_WEBHOOK_PUBLIC_KEY) and the signature headers are
-  missing (a wrong or missing function key is answered 401 by the Functions host before this runs);
-- 403: the signature does not verify or its timestamp is too old; nothing is stored;
+- 401: the webhook is configured as signed (SENDGRID_WEBHOOK_PUBLIC_KEY) or OAuth-protected
+  (SENDGRID_WEBHOOK_OAUTH_ISSUER) and the signature headers or the bearer token are missing (a wrong or
+  missing function key is answered 401 by the Functions host before this runs);
+- 403: the signature or the token does not verify or its timestamp is too old; nothing is stored;
 - 200: the email was recorded: accepted (photos stored, process-image messages on the queue), quarantined,
   rejected with its reason (permanently bad: retrying would not help), or a duplicate delivery;
 - 503: the database or storage is unreachable; SendGrid's retry will succeed once it is back;
@@ -29,7 +30,6 @@ import json
 import logging
 import uuid
 from collections import Counter
-from functools import lru_cache
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
@@ -44,11 +44,6 @@ from ..telemetry import correlation_id
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=2)
-def _public_key(text: str):
-    return signature.load_public_key(text)
-
-
 def _json(status: int, data: dict) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(data, default=str), status_code=status, mimetype="application/json")
 
@@ -58,14 +53,9 @@ def handle(req: func.HttpRequest, svc) -> func.HttpResponse:
     cid = correlation_id.get() or str(uuid.uuid4())
     body = req.get_body() or b""
     settings = svc.settings
-    if settings.sendgrid_webhook_public_key:
+    if signature.required(settings):
         try:
-            signature.verify(
-                req.headers,
-                body,
-                _public_key(settings.sendgrid_webhook_public_key),
-                max_age_s=settings.sendgrid_webhook_max_age_s,
-            )
+            signature.authenticate(req.headers, body, settings)
         except signature.SignatureMissing as exc:
             log.warning("inbound POST without signature: %s", exc)
             return _json(401, {"error": "signature required", "detail": str(exc)})

@@ -13,6 +13,9 @@ MALFORMED_FORM = "malformed_form"  # the multipart body cannot be decoded
 NOT_SENDGRID = "not_sendgrid"  # a form, but without the fields SendGrid always sends
 RAW_NOT_EMAIL = "raw_not_email"  # raw mode: the `email` field is not a MIME message
 TOO_MANY_ATTACHMENTS = "too_many_attachments"  # more than MAX_ATTACHMENTS (raw kept: release after review)
+# (also: raw mode, more than MAX_MIME_PARTS MIME parts, counted while parsing)
+# raw mode: MIME nesting deeper than MAX_MIME_DEPTH, or more than MAX_MIME_LINES lines (raw kept)
+MIME_TOO_COMPLEX = "mime_too_complex"
 NO_IMAGES = "no_images"  # no attachment at all that looks like a photo
 NO_USABLE_IMAGES = "no_usable_images"  # photos, but none usable (corrupt, HEIC, too many pixels)
 

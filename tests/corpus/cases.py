@@ -90,6 +90,11 @@ def form(*fields: tuple, boundary: str = "xYzZY") -> Request:
     return req(fb.build(), fb.content_type)
 
 
+# SendGrid's verdict on CAM01's DKIM signature: the cases below that are about something else (charsets,
+# missing fields, dates) carry it, so that they stay authentic under the alignment rules of identify.py.
+AUTH = ("dkim", "{@traps.example.org : pass}")
+
+
 def base_fields(subject: str = "CAM01 motion") -> list[tuple]:
     return [
         ("from", CAM01_SENDER),
@@ -284,7 +289,7 @@ def malformed_multipart() -> Iterator[WebhookCase]:
     yield WebhookCase(
         "only-from-and-file",
         cat,
-        lambda: form(("from", CAM01_SENDER), ("attachment1", GOOD, "a.jpg", "image/jpeg")),
+        lambda: form(("from", CAM01_SENDER), AUTH, ("attachment1", GOOD, "a.jpg", "image/jpeg")),
         images=(("stored", None),),
         **ok,
     )
@@ -296,6 +301,7 @@ def malformed_multipart() -> Iterator[WebhookCase]:
                 "headers",
                 f"From: {CAM01_SENDER}\nTo: {PARK_X}\nSubject: CAM01\nMessage-ID: <only-headers@x>\n",
             ),
+            AUTH,
             ("attachment1", GOOD, "a.jpg", "image/jpeg"),
         ),
         **ok,
@@ -350,6 +356,7 @@ def malformed_multipart() -> Iterator[WebhookCase]:
             ("to", PARK_X),
             ("subject", "CAM01"),
             ("envelope", "[1, 2]"),
+            AUTH,
             ("attachment1", GOOD, "a.jpg", "image/jpeg"),
         ),
         **ok,
@@ -363,6 +370,7 @@ def malformed_multipart() -> Iterator[WebhookCase]:
             ("from", "evil@example.net"),
             ("to", PARK_X),
             ("subject", "x"),
+            AUTH,
             ("attachment1", GOOD, "a.jpg", "image/jpeg"),
         ),
         check=lambda e, i, db, st: e["sender"] == CAM01_SENDER,
@@ -434,6 +442,7 @@ def charsets() -> Iterator[WebhookCase]:
                 ("subject", encoded),
                 ("text", b"\xe9\xff body"),
                 ("charsets", json.dumps({"subject": name, "text": name, "from": name, "to": name})),
+                AUTH,
                 ("attachment1", GOOD, "a.jpg", "image/jpeg"),
             )
 
@@ -460,6 +469,7 @@ def charsets() -> Iterator[WebhookCase]:
                 ("to", PARK_X),
                 ("subject", "CAM01 \u00e9"),
                 ("charsets", value),
+                AUTH,
                 ("attachment1", GOOD, "a.jpg", "image/jpeg"),
             ),
             **ok,
@@ -803,6 +813,7 @@ def exif_garbage() -> Iterator[WebhookCase]:
             ("from", CAM01_SENDER),
             ("to", PARK_X),
             ("subject", "CAM01"),
+            AUTH,
             ("attachment1", GOOD, "a.jpg", "image/jpeg"),
         ),
         stored=1,
@@ -820,6 +831,7 @@ def exif_garbage() -> Iterator[WebhookCase]:
             ("from", CAM01_SENDER),
             ("to", PARK_X),
             ("subject", "CAM01"),
+            AUTH,
             ("attachment1", GOOD, "a.jpg", "image/jpeg"),
         ),
         stored=1,
@@ -970,10 +982,10 @@ def _stored_as_data(subject: str):
         from html import escape
 
         from functions.bootstrap import services
-        from functions.ops.page import render_page
+        from functions.ops.page import render_body
 
         assert e["subject"] == subject  # stored verbatim, as data
-        page = render_page(services())[0]
+        page = render_body(services())
         assert escape(subject, quote=True) in page
         assert subject not in page or escape(subject, quote=True) == subject
         return True
@@ -985,9 +997,9 @@ def _camera_escaped(e, imgs, db, st):
     from html import escape
 
     from functions.bootstrap import services
-    from functions.ops.page import render_page
+    from functions.ops.page import render_body
 
-    page = render_page(services())[0]
+    page = render_body(services())
     assert SCRIPT_CAMERA not in page and escape(SCRIPT_CAMERA, quote=True) in page
     assert imgs[0]["blob_name"].startswith("park-x/script-alert-cam-script/"), imgs[0]["blob_name"]
     return True
@@ -1216,6 +1228,7 @@ def raw_mime() -> Iterator[WebhookCase]:
         lambda: form(
             ("from", f"\x00{CAM01_SENDER}"),
             ("to", PARK_X + "\x00"),
+            AUTH,
             ("email", mime_message(mime_multipart([jpeg_part()]))),
         ),
         stored=1,
@@ -1328,6 +1341,164 @@ def signatures() -> Iterator[WebhookCase]:
     assert SIGNER is not None
 
 
+# ============================================================================ bounds (issue 19, part A)
+# Inputs built to be slow or to crash an unbounded parser; each must be answered 200 with its recorded
+# outcome, and quickly: bench/inbound_bounds.py times the webhook on these same inputs (docs/inbound.md).
+SPYPOINT_QUADRATIC = "SPYPOINT " * 8000  # 72 KB: \bSPYPOINT\b.*?\bfrom\s+ is quadratic on it (4.2 s before)
+CATASTROPHIC_PATTERN = json.dumps(
+    [{"brand": "evil", "field": "subject", "regex": r"^(?P<camera>(a|aa)+)$"}]
+)  # exponential backtracking on "aaaa...!" (an operator's mistake in INBOUND_CAMERA_PATTERNS)
+BIG_TEXT_BYTES = 30_000_000  # a 30 MB body (the POST stays under MAX_EMAIL_BYTES, 30 MiB)
+
+
+def many_parts_mime(parts: int = 20_000) -> bytes:
+    """A raw message of ``parts`` tiny text parts, then the photo (parsing it whole took 4 s)."""
+    body = b"".join(b"--many\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(parts))
+    body += b"--many\r\n" + jpeg_part() + b"\r\n--many--\r\n"
+    return mime_message(b'Content-Type: multipart/mixed; boundary="many"\r\n\r\n' + body)
+
+
+def deep_mime(levels: int = 2500) -> bytes:
+    """A raw message nested ``levels`` multiparts deep, the photo at the bottom (about 2,000 levels raised
+    RecursionError: a 500, retried by SendGrid for three days)."""
+    head = b"".join(
+        f'--b{i}\r\nContent-Type: multipart/mixed; boundary="b{i + 1}"\r\n\r\n'.encode()
+        for i in range(levels)
+    )
+    tail = b"".join(f"\r\n--b{i}--\r\n".encode() for i in reversed(range(levels + 1)))
+    return mime_message(
+        b'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n'
+        + head
+        + f"--b{levels}\r\n".encode()
+        + jpeg_part()
+        + tail
+    )
+
+
+def big_text(size: int = BIG_TEXT_BYTES) -> str:
+    line = "SPYPOINT Camera Name: " + "a" * 40 + " from \n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def _defect(fragment: str):
+    return lambda e, i, db, st: any(fragment in d for d in (e["meta"] or {}).get("defects", []))
+
+
+def bounds() -> Iterator[WebhookCase]:
+    cat = "bounds"
+    ok = dict(stored=1, queued=1, good=(GOOD,))
+    yield WebhookCase(
+        "subject-72kb-quadratic-for-spypoint",
+        cat,
+        lambda: sendgrid([ImageFile("g.jpg", GOOD)], subject=SPYPOINT_QUADRATIC),
+        check=_defect("subject_cut: 72000"),
+        **ok,
+    )
+    yield WebhookCase(
+        "raw-subject-72kb-quadratic-for-spypoint",
+        cat,
+        lambda: sendgrid([ImageFile("g.jpg", GOOD)], subject=SPYPOINT_QUADRATIC, mode="raw"),
+        check=_defect("subject_cut"),
+        **ok,
+    )
+    yield WebhookCase(
+        "raw-20000-mime-parts",
+        cat,
+        lambda: raw_form(many_parts_mime()),
+        status="rejected",
+        reason="too_many_attachments",
+        check=lambda e, i, db, st: "MIME parts" in e["reason"],
+    )
+    yield WebhookCase(
+        "raw-2500-nesting-levels",
+        cat,
+        lambda: raw_form(deep_mime()),
+        status="rejected",
+        reason="mime_too_complex",
+        check=lambda e, i, db, st: "nesting deeper" in e["reason"],
+    )
+    yield WebhookCase(
+        "body-30mb-text",
+        cat,
+        lambda: sendgrid([ImageFile("g.jpg", GOOD)], text=big_text()),
+        check=_defect(f"text_cut: {BIG_TEXT_BYTES} bytes"),
+        **ok,
+    )
+    yield WebhookCase(
+        "raw-body-30mb-text",
+        cat,
+        lambda: raw_form(
+            mime_message(
+                mime_multipart(
+                    [
+                        mime_part(
+                            "text/plain; charset=utf-8",
+                            big_text(BIG_TEXT_BYTES - 200_000).encode(),
+                            cte="8bit",
+                        ),
+                        jpeg_part(),
+                    ]
+                )
+            )
+        ),
+        check=_defect("text_cut"),
+        **ok,
+    )
+    yield WebhookCase(
+        "raw-30mb-of-newlines",
+        cat,
+        lambda: raw_form(mime_message(b"Content-Type: text/plain\r\n\r\n" + b"\n" * BIG_TEXT_BYTES)),
+        status="rejected",
+        reason="no_images",  # 30 million lines: split in C, the text cut (it took 8 s line by line)
+        check=_defect("text_cut: 30000000"),
+    )
+    yield WebhookCase(
+        "raw-30mb-of-delimiter-lookalikes",
+        cat,
+        lambda: raw_form(
+            mime_message(
+                b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+                + jpeg_part()
+                + b"\r\n"
+                + b"--c\r\n" * (BIG_TEXT_BYTES // 5)
+            )
+        ),
+        status="rejected",
+        reason="mime_too_complex",
+        check=lambda e, i, db, st: "lines begin with '--'" in e["reason"],
+    )
+    yield WebhookCase(
+        "raw-30mb-header-block",
+        cat,
+        lambda: raw_form(
+            b"Subject: CAM01\r\n" + b" folded\r\n" * (BIG_TEXT_BYTES // 9) + b"\r\n" + mime_message(b"")
+        ),
+        status="rejected",
+        reason="no_images",
+        check=_defect("headers_cut"),
+    )
+    yield WebhookCase(
+        "catastrophic-operator-pattern",
+        cat,
+        lambda: sendgrid([ImageFile("g.jpg", GOOD)], subject="a" * 60 + "!"),
+        env={"INBOUND_CAMERA_PATTERNS": CATASTROPHIC_PATTERN},
+        check=_defect("pattern_timeout"),
+        **ok,
+    )
+    yield WebhookCase(
+        "headers-field-30mb",
+        cat,
+        lambda: form(
+            *base_fields(),
+            ("headers", b"X-Junk: " + b"(" * BIG_TEXT_BYTES + b"\r\n"),
+            ("attachment1", GOOD, "g.jpg", "image/jpeg"),
+            ("attachments", "1"),
+        ),
+        check=_defect("headers_cut"),
+        **ok,
+    )
+
+
 def webhook_cases() -> list[WebhookCase]:
     out = [
         c
@@ -1344,6 +1515,7 @@ def webhook_cases() -> list[WebhookCase]:
             raw_mime,
             oversized,
             signatures,
+            bounds,
         )
         for c in gen()
     ]

@@ -121,6 +121,8 @@ OVER_HTTP = [
     "raw-rfc822-attachment-with-photo",
     "raw-nul-in-from-header",
     "nul-bytes-only",
+    "raw-2500-nesting-levels",
+    "subject-72kb-quadratic-for-spypoint",
 ]
 HTTP_CASES = [c for c in CASES if c.id in OVER_HTTP]
 

@@ -35,6 +35,8 @@ def make_jpeg(
     orientation: int | None = None,
     quality: int = 85,
     noise: bool = False,
+    user_comment: str | None = None,
+    body_serial: str | None = None,
 ) -> bytes:
     if noise:
         import os
@@ -49,6 +51,10 @@ def make_jpeg(
         exif.get_ifd(0x8769)[0x9003] = exif_time
         if offset:
             exif.get_ifd(0x8769)[0x9011] = offset
+    if user_comment:  # EXIF UserComment: an 8-byte character code, then the text
+        exif.get_ifd(0x8769)[0x9286] = b"ASCII\x00\x00\x00" + user_comment.encode()
+    if body_serial:
+        exif.get_ifd(0x8769)[0xA431] = body_serial
     if gps:
         lat, lon = gps
 
@@ -63,7 +69,8 @@ def make_jpeg(
             {1: "S" if lat < 0 else "N", 2: dms(lat), 3: "W" if lon < 0 else "E", 4: dms(lon)}
         )
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality, exif=exif if len(exif) or exif_time or gps else b"")
+    has_exif = len(exif) or exif_time or gps or user_comment or body_serial
+    img.save(buf, "JPEG", quality=quality, exif=exif if has_exif else b"")
     return buf.getvalue()
 
 

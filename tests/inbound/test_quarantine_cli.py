@@ -46,8 +46,11 @@ def test_quarantined_list_show_and_release(webhook_host, registry, db, storage, 
     table = run("inbound", "quarantined")
     assert "unknown_sender" in table.output
 
-    shown = json.loads(run("inbound", "show", str(email["id"])).output)
+    shown = json.loads(run("inbound", "show", str(email["id"]), "--json").output)
     assert shown["status"] == "quarantined" and shown["images"] == []
+    assert shown["authenticated_by"] == ["dkim", "spf"] and shown["proofs"] == []  # authentic, but no camera
+    text = run("inbound", "show", str(email["id"])).output
+    assert "unknown_sender" in text and "no photos recorded" in text
 
     released = run("inbound", "release", str(email["id"]), "--camera", "CAM07", "--park", "park-x", "--json")
     assert released.exit_code == 0, released.output
@@ -58,6 +61,8 @@ def test_quarantined_list_show_and_release(webhook_host, registry, db, storage, 
     assert email["meta"]["quarantine_reason"].startswith("unknown_sender")
     imgs = image_rows(db)
     assert [i["status"] for i in imgs] == ["stored", "stored"]
+    shown = run("inbound", "show", str(email["id"])).output
+    assert "a.jpg: stored, camera CAM07 (park-x)" in shown
     assert all(i["blob_name"].startswith("park-x/CAM07/") for i in imgs)
     for i in imgs:
         assert storage.get_blob(names.IMAGES_CONTAINER, i["blob_name"])

@@ -99,16 +99,23 @@ def test_registered_camera_jpeg_is_stored_recorded_and_queued_within_a_second(
     ],
     ids=["reconyx", "bushnell", "browning", "spypoint", "bracket", "camNN", "body-camera-id", "plus-address"],
 )
-def test_brand_subject_formats_identify_the_camera(
+def test_brand_subject_formats_are_read_but_name_no_camera_on_their_own(
     webhook_host, registry, db, storage, subject, text, to, camera
 ):
+    """Issue 19: a camera's name in the subject, the body or as a plus tag is no proof (anyone can write it);
+    from a sender registered on no camera, the email is quarantined, the names it gave recorded, and
+    nothing is stored or queued (docs/inbound.md, "Authenticating cameras")."""
     p = payload(sender="noreply@brand-cloud.example.com", to=to, subject=subject, text=text)
     r = post(webhook_host, p)
-    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+    assert r.status_code == 200 and r.json()["status"] == "quarantined", r.text
     [email] = email_rows(db)
-    assert email["camera_id"] == registry[camera]["id"]
-    [msg] = queue_messages(storage)
-    assert msg["camera_id"] == registry[camera]["id"]
+    assert email["camera_id"] is None and email["raw_blob"]
+    assert image_rows(db) == [] and queue_messages(storage) == []
+    if "+" not in to:  # the name the brand's format gives is read (and shown to ops), not trusted
+        from functions.inbound.identify import normalize_id
+
+        ids = {normalize_id(i) for i in (email["meta"] or {}).get("ids", [])}
+        assert normalize_id(camera) in ids, email["meta"]
 
 
 def test_raw_mode_nested_multiparts_inline_and_attached_images(webhook_host, registry, db, storage):
@@ -175,7 +182,8 @@ def test_get_is_405(webhook_host, registry):
 
 
 def test_duplicate_delivery_stores_and_enqueues_nothing_new(webhook_host, registry, db, storage):
-    p = payload([ImageFile("a.jpg", make_jpeg()), ImageFile("b.jpg", make_jpeg(color=(5, 5, 5)))])
+    photos = [ImageFile("a.jpg", make_jpeg()), ImageFile("b.jpg", make_jpeg(color=(5, 5, 5)))]
+    p = payload(photos)
     first = post(webhook_host, p)
     assert first.status_code == 200 and first.json()["queued"] == 2
     for _ in range(2):  # SendGrid's retries, byte for byte
@@ -183,8 +191,9 @@ def test_duplicate_delivery_stores_and_enqueues_nothing_new(webhook_host, regist
         assert again.status_code == 200
         assert again.json()["status"] == "duplicate" and again.json()["queued"] == 0
         assert again.json()["email_id"] == first.json()["email_id"]
-    # the same Message-ID in the other mode is the same email too
-    raw = payload([ImageFile("a.jpg", make_jpeg())], mode="raw", message_id=p.message_id)
+    # the same Message-ID with the same photos in the other mode is the same email too (issue 19: the key is
+    # the Message-ID, the camera and the photos' hashes; a repeated Message-ID with other photos is new)
+    raw = payload(photos, mode="raw", message_id=p.message_id)
     assert post(webhook_host, raw).json()["status"] == "duplicate"
     assert len(email_rows(db)) == 1 and len(image_rows(db)) == 2
     assert len(queue_messages(storage)) == 2

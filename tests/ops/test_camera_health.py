@@ -219,11 +219,21 @@ def test_health_alert_reaches_the_parks_channel_through_send_alert(svc, camera, 
     from functions.handlers import send_alert
     from tests.fakes.webhook import FakeWebhookReceiver
 
-    monkeypatch.setenv("HEALTH_HOOK_SECRET_TEST", "s3cret-value")
+    monkeypatch.setenv("CHANNEL_SECRET_HEALTH_HOOK_TEST", "s3cret-value")
     with FakeWebhookReceiver(secret="s3cret-value") as hook:
         db.execute(
             "INSERT INTO channels (park_id, name, kind, config) VALUES (%s, 'hook', 'webhook', %s)",
-            (camera["park_id"], json.dumps({"url": hook.url, "secret_setting": "HEALTH_HOOK_SECRET_TEST"})),
+            (
+                camera["park_id"],
+                json.dumps(
+                    {
+                        "url": hook.url,
+                        "secret_setting": "CHANNEL_SECRET_HEALTH_HOOK_TEST",
+                        "allow_http": True,  # the local stand-in
+                        "allow_private_network": True,
+                    }
+                ),
+            ),
         )
         delivered = 0
         for _ in range(2):  # silent, then back: send-alert runs after each timer run
