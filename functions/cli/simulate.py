@@ -39,7 +39,7 @@ def _webhook_url(url: str | None) -> str:
     )
 
 
-def find_camera(database, name: str, park: str | None) -> dict[str, Any]:
+def find_camera(database, name: str, park: str | None, *, need_sender: bool = True) -> dict[str, Any]:
     rows = ParkRepository(database).cameras_named(name, park)
     if not rows:
         raise click.ClickException(
@@ -50,10 +50,10 @@ def find_camera(database, name: str, park: str | None) -> dict[str, Any]:
             f"camera {name!r} exists in parks {', '.join(r['park_slug'] for r in rows)}: give --park"
         )
     cam = rows[0]
-    if not cam["sender_addresses"]:
+    if need_sender and not cam["sender_addresses"]:
         raise click.ClickException(
             f"camera {name} has no sender address: the webhook could not recognise it "
-            f"(add one with `trapalert cameras add ... --sender`)"
+            f"(add one with `trapalert cameras add ... --sender`, or give the camera's --token)"
         )
     return cam
 
@@ -67,29 +67,33 @@ def find_camera(database, name: str, park: str | None) -> dict[str, Any]:
     required=True,
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="photo (repeatable: a burst)",
+    help="photo or video clip (MP4, MOV, AVI; repeatable: a burst)",
 )
 @click.option("--raw", is_flag=True, help='SendGrid "send raw" mode: the whole MIME message in field email')
 @click.option("--url", help="webhook URL (default: .trapalert/stack.json's webhook_url)")
+@click.option("--token", help="the camera's secret token: mail its token address (park address +token)")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds to wait for delivery")
 @click.option("--json", "as_json", is_flag=True, help="print the outcome as JSON")
-def simulate_camera(camera_name, park, images, raw, url, timeout, as_json) -> None:
+def simulate_camera(camera_name, park, images, raw, url, token, timeout, as_json) -> None:
     import httpx
 
     from ..inbound.sendgrid_payload import ImageFile, build_payload
 
     database = db()
-    cam = find_camera(database, camera_name, park)
+    cam = find_camera(database, camera_name, park, need_sender=not token)
     target = _webhook_url(url)
     to = cam["park_inbound_address"] or f"{cam['park_slug']}@alerts.trapalert.local"
+    if token:  # the camera authenticates with its token (docs/inbound.md, "Authenticating cameras")
+        local, _, domain = to.partition("@")
+        to = f"{local}+{token}@{domain}"
     label = (cam["aliases"] or [cam["name"]])[0]
     payload = build_payload(
-        sender=cam["sender_addresses"][0],
+        sender=cam["sender_addresses"][0] if cam["sender_addresses"] else "camera@simulated.invalid",
         to=to,
         subject=f"{label} motion detected",
         text=f"Camera: {label}\nTriggered: motion\n",
         mode="raw" if raw else "parsed",
-        images=[ImageFile(p.name, p.read_bytes()) for p in images],
+        images=[_attachment(ImageFile, p) for p in images],
     )
     started = time.monotonic()
     try:
@@ -129,10 +133,7 @@ def follow(database, message_id: str | None, *, deadline: float, interval: float
         if email is not None:
             out["email"] = email
             out["state"] = f"email {email['status']}"
-            images = [
-                {k: img[k] for k in ("id", "filename", "status", "reason", "alert_id")}
-                for img in inbound.images_of(email["id"])
-            ]
+            images = [_image_view(img) for img in inbound.images_of(email["id"])]
             for img in images:
                 img["detections"] = [
                     {**d, "conf": round(float(d["conf"]), 3)} for d in deliveries.detections(img["id"])
@@ -167,6 +168,38 @@ def follow(database, message_id: str | None, *, deadline: float, interval: float
         time.sleep(interval)
 
 
+def _attachment(image_file, path: Path):
+    """A photo, or a video clip with its container's content type (functions/inbound/video.py)."""
+    from ..inbound.video import VIDEO_FORMATS, sniff_video
+
+    data = path.read_bytes()
+    fmt = sniff_video(data)
+    return image_file(path.name, data, VIDEO_FORMATS[fmt][0] if fmt else "image/jpeg")
+
+
+def _image_view(img: dict[str, Any]) -> dict[str, Any]:
+    out = {k: img[k] for k in ("id", "filename", "status", "reason", "alert_id")}
+    if img.get("clip_image_id") is not None:  # a frame of a clip: its number and time in the clip
+        out |= {k: img[k] for k in ("clip_image_id", "frame_number", "frame_time_s")}
+    if img.get("video"):  # a clip: the frames the scoring service sampled and scored
+        v = img["video"]
+        out["video"] = {
+            "frames_scored": len(v.get("frames_processed") or []),
+            **{
+                k: v.get(k)
+                for k in (
+                    "frames_processed",
+                    "frames_with_detections",
+                    "frame_rate",
+                    "duration_s",
+                    "codec",
+                    "truncated",
+                )
+            },
+        }
+    return out
+
+
 def _delivery(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "channel": row["channel_name"],
@@ -191,6 +224,12 @@ def _print(outcome: dict[str, Any]) -> None:
             f"  image {img['id']} {img['filename']}: {img['status']}"
             + (f" ({img['reason']})" if img["reason"] else "")
         )
+        if img.get("video"):
+            v = img["video"]
+            click.echo(
+                f"    clip: {v['frames_scored']} frames scored ({v['codec']}, {v['duration_s']} s), "
+                f"detections in frames {v['frames_with_detections'] or 'none'}"
+            )
         for d in img["detections"]:
             click.echo(
                 f"    {_category(d['category'])} {float(d['conf']):.0%} at "

@@ -2,6 +2,8 @@
 
 - The bytes decide the format, not the declared type: JPEG (FF D8 FF) and PNG are scored; HEIC/HEIF, GIF,
   WebP, TIFF, BMP are recorded as ``unsupported`` (kept in the raw email); anything else is not an image.
+  Video clips (MP4/MOV/3GP ``ftyp`` brands, RIFF AVI) are told apart first, by video.py
+  (``inspect_attachment``), and stored as clips.
 - Pillow reads the dimensions from the header first: over MAX_IMAGE_PIXELS is a decompression bomb and is
   rejected before any pixel is decoded. Then the image is decoded (JPEG at 1/8 scale, PNG chunk CRCs), so a
   truncated or corrupt file is rejected here with its reason rather than failing in the detector.
