@@ -23,9 +23,9 @@ from fastapi.security import APIKeyHeader
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from scoring import __version__
+from scoring import __version__, video
 from scoring.backends import Backend, create_backend
-from scoring.batching import Batcher, BatchResult
+from scoring.batching import Batcher, BatchResult, Lane
 from scoring.errors import ImageFailure, RequestError, Unavailable
 from scoring.preprocess import PreparedImage, prepare
 from scoring.schemas import (
@@ -41,6 +41,14 @@ from scoring.settings import ScoringSettings, load_settings
 log = logging.getLogger("scoring.app")
 
 API_KEY_HEADER = "X-API-Key"
+LANE_HEADER = "X-TrapAlert-Lane"  # live (default) | bulk: see scoring/batching.py
+
+
+def request_lane(request: Request) -> Lane:
+    """The lane a request asks for; anything but ``bulk`` is live (an old client sends no header)."""
+    value = request.headers.get(LANE_HEADER, "live").strip().lower()
+    return "bulk" if value == "bulk" else "live"
+
 _api_key_scheme = APIKeyHeader(
     name=API_KEY_HEADER,
     auto_error=False,
@@ -117,9 +125,15 @@ class Service:
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
             queue_limit=settings.queue_limit,
+            bulk_queue_limit=settings.bulk_queue_limit,
+            bulk_max_batch=settings.bulk_max_batch,
         )
         self.preprocess_pool = ThreadPoolExecutor(
             settings.preprocess_threads, thread_name_prefix="scoring-decode"
+        )
+        # bulk-lane images decode on their own, smaller pool: a bulk backlog never holds a live decode back
+        self.bulk_preprocess_pool = ThreadPoolExecutor(
+            max(1, settings.preprocess_threads // 2), thread_name_prefix="scoring-decode-bulk"
         )
         self.ready = False
         self.load_error: str | None = None
@@ -158,6 +172,7 @@ class Service:
             self.load_task.cancel()
         await self.batcher.stop()
         self.preprocess_pool.shutdown(wait=False, cancel_futures=True)
+        self.bulk_preprocess_pool.shutdown(wait=False, cancel_futures=True)
 
     def require_ready(self) -> None:
         if self.load_error is not None:
@@ -181,15 +196,16 @@ class Service:
         return prepared
 
     # -- one request -------------------------------------------------------------------------------------
-    async def detect(self, files: list[tuple[str, bytes]]) -> dict:
+    async def detect(self, files: list[tuple[str, bytes]], lane: Lane = "live") -> dict:
         started = time.perf_counter()
         self.require_ready()
         loop = asyncio.get_running_loop()
-        with self.batcher.reserve(len(files)) as reservation:
+        pool = self.bulk_preprocess_pool if lane == "bulk" else self.preprocess_pool
+        with self.batcher.reserve(len(files), lane) as reservation:
 
             async def decode(name: str, data: bytes) -> PreparedImage | ImageFailure:
                 try:
-                    return await loop.run_in_executor(self.preprocess_pool, self._prepare, data, name)
+                    return await loop.run_in_executor(pool, self._prepare, data, name)
                 except ImageFailure as failure:
                     reservation.release(1)
                     return failure
@@ -243,6 +259,127 @@ class Service:
                 image["note"] = note
                 self._log_note(note)
             images.append(image)
+        backend = self.backend
+        return {
+            "info": {
+                "format_version": FORMAT_VERSION,
+                "detector": backend.detector,
+                "detector_version": backend.detector_version,
+                "detection_completion_time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "detector_metadata": backend.detector_metadata(),
+                "timing_ms": {
+                    "decode": round(decode, 3),
+                    "preprocess": round(pre, 3),
+                    "queue": round(queue, 3),
+                    "model": round(sum(model_by_batch.values()), 3),
+                    "total": round((time.perf_counter() - started) * 1000.0, 3),
+                },
+                "batch_size": largest,
+            },
+            "detection_categories": dict(DETECTION_CATEGORIES),
+            "images": images,
+        }
+
+    async def detect_video(
+        self, data: bytes, name: str, *, every_s: float, max_frames: int, lane: Lane = "live"
+    ) -> dict:
+        """Sample the clip (scoring/video.py), score its frames in model batches, answer in the MegaDetector
+        video output format (one ``images`` entry for the clip)."""
+        started = time.perf_counter()
+        self.require_ready()
+        loop = asyncio.get_running_loop()
+        pool = self.bulk_preprocess_pool if lane == "bulk" else self.preprocess_pool
+        entry: dict[str, Any] = {"file": name, "detections": None, "failure": None}
+        try:
+            sampled = await loop.run_in_executor(
+                pool,
+                lambda: video.sample(data, self.settings, every_s=every_s, max_frames=max_frames),
+            )
+        except video.VideoFailure as failure:
+            entry["failure"] = failure.failure
+            return self._answer([entry], started, 0.0, 0.0, 0.0, {}, 0)
+        names = [video.frame_filename(name, f.number) for f in sampled.frames]
+        prepared = list(
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, self._prepare_frame, f, n)
+                    for f, n in zip(sampled.frames, names, strict=True)
+                )
+            )
+        )
+        results: list[BatchResult | ImageFailure] = []
+        chunk = self.batcher.bulk_queue_limit if lane == "bulk" else self.settings.queue_limit
+        for start in range(0, len(prepared), chunk):  # a clip never holds more than its lane admits
+            part = prepared[start : start + chunk]
+            with self.batcher.reserve(len(part), lane) as reservation:
+
+                async def score(p: PreparedImage, r=reservation) -> BatchResult | ImageFailure:
+                    try:
+                        return await self.batcher.submit(p.image, r)
+                    except ImageFailure as failure:
+                        return failure
+
+                results += await asyncio.gather(*(score(p) for p in part))
+        detections, frames = [], []
+        queue = 0.0
+        model_by_batch: dict[int, float] = {}
+        largest = 0
+        for frame, prep, outcome in zip(sampled.frames, prepared, results, strict=True):
+            out = {"frame_number": frame.number, "time_s": frame.time_s, "night": prep.night, "jpeg": None}
+            if isinstance(outcome, ImageFailure):
+                out["failure"] = outcome.failure
+                frames.append(out)
+                continue
+            queue = max(queue, outcome.queue_ms)
+            model_by_batch[outcome.batch_id] = outcome.model_ms
+            largest = max(largest, outcome.batch_size)
+            for d in outcome.detections:
+                detections.append(d.to_json() | {"frame_number": frame.number, "frame_time_s": frame.time_s})
+            if outcome.detections or frame is sampled.frames[0]:
+                out["jpeg"] = await loop.run_in_executor(pool, video.jpeg_b64, frame.image)
+            frames.append(out)
+        if all("failure" in f for f in frames):
+            entry["failure"] = frames[0]["failure"]
+            return self._answer([entry], started, sampled.decode_ms, 0.0, 0.0, {}, 0)
+        entry |= {
+            "detections": detections,
+            "frame_rate": sampled.frame_rate,
+            "frames_processed": [f.number for f in sampled.frames],
+            "night": any(p.night for p in prepared),
+            "width": sampled.width,
+            "height": sampled.height,
+            "frames": frames,
+            "video": {
+                "frame_count": sampled.frame_count,
+                "frames_read": sampled.frames_read,
+                "duration_s": sampled.duration_s,
+                "width": sampled.width,
+                "height": sampled.height,
+                "codec": sampled.codec,
+                "truncated": sampled.truncated,
+                "notes": sampled.notes,
+            },
+        }
+        pre = sum(p.preprocess_ms for p in prepared)
+        return self._answer([entry], started, sampled.decode_ms, pre, queue, model_by_batch, largest)
+
+    def _prepare_frame(self, frame: video.Frame, name: str) -> PreparedImage:
+        prepared = video.prepare_frame(frame, name, self.settings)
+        t0 = time.perf_counter()
+        prepared.image = self.backend.prepare_input(prepared.image)
+        prepared.preprocess_ms += (time.perf_counter() - t0) * 1000.0
+        return prepared
+
+    def _answer(
+        self,
+        images: list[dict],
+        started: float,
+        decode: float,
+        pre: float,
+        queue: float,
+        model_by_batch: dict[int, float],
+        largest: int,
+    ) -> dict:
         backend = self.backend
         return {
             "info": {
@@ -386,6 +523,8 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
         out["stats"] = service.batcher.stats.as_dict() | {
             "queued_images": service.batcher.admitted,
             "queue_limit": settings.queue_limit,
+            "queued_bulk_images": service.batcher.admitted_bulk,
+            "bulk_queue_limit": service.batcher.bulk_queue_limit,
             "max_wait_ms": settings.max_wait_ms,
         }
         return out
@@ -426,7 +565,51 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
                     "the image bytes (image/* or application/octet-stream) or multipart field 'file'",
                 )
             data, name = body, file or "image"
-        return JSONResponse(await service.detect([(name, data)]))
+        return JSONResponse(await service.detect([(name, data)], request_lane(request)))
+
+    @app.post(
+        "/v1/detect-video",
+        tags=["detector"],
+        summary="Detect in the sampled frames of one video clip",
+        dependencies=[Depends(check_api_key)],
+        responses=DETECT_RESPONSES,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "One clip (MP4, MOV, AVI): the raw bytes (video/* or "
+                "application/octet-stream). Frames are sampled as scoring/video.py says.",
+                "content": {
+                    "video/mp4": {"schema": _IMAGE_BODY},
+                    "video/quicktime": {"schema": _IMAGE_BODY},
+                    "video/x-msvideo": {"schema": _IMAGE_BODY},
+                    "application/octet-stream": {"schema": _IMAGE_BODY},
+                },
+            }
+        },
+        response_class=JSONResponse,
+    )
+    async def detect_video(
+        request: Request,
+        file: str = Query("video", max_length=500, description="name reported as images[0].file"),
+        every_s: float | None = Query(None, gt=0, le=600, description="default SCORING_VIDEO_EVERY_S"),
+        max_frames: int | None = Query(None, ge=2, description="default and cap SCORING_VIDEO_MAX_FRAMES"),
+    ):
+        service.require_ready()
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type.startswith("text/") or content_type in NOT_IMAGE_TYPES or is_multipart(request):
+            raise RequestError(
+                415, "unsupported_media_type", "send the clip's bytes (video/* or application/octet-stream)"
+            )
+        body = await read_body(request, settings.video_max_body_bytes)
+        frames = min(max_frames or settings.video_max_frames, settings.video_max_frames)
+        answer = await service.detect_video(
+            body,
+            file,
+            every_s=every_s or settings.video_every_s,
+            max_frames=frames,
+            lane=request_lane(request),
+        )
+        return JSONResponse(answer)
 
     @app.post(
         "/v1/detect/batch",
@@ -449,6 +632,6 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
         if len(parts) > max_files:
             raise RequestError(413, "too_many_files", f"more than {max_files} files (SCORING_MAX_FILES)")
         files = [(filename or f"image-{i}", data) for i, (_f, filename, data) in enumerate(parts)]
-        return JSONResponse(await service.detect(files))
+        return JSONResponse(await service.detect(files, request_lane(request)))
 
     return app

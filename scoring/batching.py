@@ -9,6 +9,12 @@
 * The model runs on one dedicated thread (the model is the bottleneck; TensorFlow and OpenCV use all
   cores inside a call). A backend without batch support gets batches of one.
 * A failing batch is retried image by image, so one bad image cannot fail its neighbours.
+* Two lanes (header ``X-TrapAlert-Lane``): ``live`` (default; camera photos on their way to rangers) and
+  ``bulk`` (uploads, batch scoring, re-scoring). Bulk images are admitted only up to
+  SCORING_BULK_QUEUE_LIMIT (so live images always find SCORING_QUEUE_LIMIT - SCORING_BULK_QUEUE_LIMIT free
+  slots), wait in their own queue, and fill only the slots of a model call that no waiting live image
+  takes, at most SCORING_BULK_MAX_BATCH of them per call: a live image waits for at most the one model
+  call in progress, whatever the bulk backlog.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -28,6 +35,9 @@ from scoring.errors import INFERENCE_FAILED, ImageFailure, Unavailable
 from scoring.schemas import Detection
 
 log = logging.getLogger("scoring.batching")
+
+Lane = Literal["live", "bulk"]
+LANES: tuple[Lane, ...] = ("live", "bulk")
 
 
 @dataclass(slots=True)
@@ -50,15 +60,18 @@ class _Item:
 class Reservation:
     """Slots held by one request; each image releases its slot when it enters a model call or fails."""
 
-    def __init__(self, batcher: Batcher, count: int):
+    def __init__(self, batcher: Batcher, count: int, lane: Lane = "live"):
         self._batcher = batcher
         self.remaining = count
+        self.lane = lane
 
     def release(self, count: int = 1) -> None:
         count = min(count, self.remaining)
         if count > 0:
             self.remaining -= count
             self._batcher._admitted -= count
+            if self.lane == "bulk":
+                self._batcher._admitted_bulk -= count
 
     def __enter__(self) -> Reservation:
         return self
@@ -76,6 +89,8 @@ class BatchStats:
     inference_failures: int = 0
     model_ms_per_image: float = 0.0  # moving average, for Retry-After
     sizes: dict[int, int] = field(default_factory=dict)
+    images_by_lane: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LANES, 0))
+    overloaded_by_lane: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LANES, 0))
 
     def as_dict(self) -> dict:
         return {
@@ -87,15 +102,31 @@ class BatchStats:
             "overloaded_requests": self.overloaded,
             "inference_failures": self.inference_failures,
             "model_ms_per_image": round(self.model_ms_per_image, 3),
+            "images_by_lane": dict(self.images_by_lane),
+            "overloaded_by_lane": dict(self.overloaded_by_lane),
         }
 
 
 class Batcher:
-    def __init__(self, backend: Backend, *, max_batch: int, max_wait_ms: float, queue_limit: int):
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        queue_limit: int,
+        bulk_queue_limit: int | None = None,
+        bulk_max_batch: int | None = None,
+    ):
         self.backend = backend
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
         self.queue_limit = queue_limit
+        # default: a quarter of the queue and half a model call for the bulk lane
+        self.bulk_queue_limit = min(queue_limit, bulk_queue_limit or max(1, queue_limit // 4))
+        self.bulk_max_batch = min(max_batch, bulk_max_batch or max(1, max_batch // 2))
+        self._bulk: deque[_Item] = deque()
+        self._admitted_bulk = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring-model")
         self.stats = BatchStats()
         self._queue: deque[_Item] = deque()
@@ -113,17 +144,33 @@ class Batcher:
         per_image = self.stats.model_ms_per_image or 100.0
         return max(1, min(60, math.ceil((self._admitted + 1) * per_image / 1000.0)))
 
-    def reserve(self, count: int) -> Reservation:
+    @property
+    def admitted_bulk(self) -> int:
+        return self._admitted_bulk
+
+    def reserve(self, count: int, lane: Lane = "live") -> Reservation:
         if self._admitted + count > self.queue_limit:
             self.stats.overloaded += 1
+            self.stats.overloaded_by_lane[lane] += 1
             raise Unavailable(
                 "overloaded",
                 f"{self._admitted} images are waiting for the model (limit {self.queue_limit}, "
                 f"SCORING_QUEUE_LIMIT); retry later",
                 self.retry_after_s(),
             )
+        if lane == "bulk" and self._admitted_bulk + count > self.bulk_queue_limit:
+            self.stats.overloaded += 1
+            self.stats.overloaded_by_lane[lane] += 1
+            raise Unavailable(
+                "overloaded",
+                f"{self._admitted_bulk} bulk images wait for the model (limit {self.bulk_queue_limit}, "
+                f"SCORING_BULK_QUEUE_LIMIT); retry later",
+                self.retry_after_s(),
+            )
         self._admitted += count
-        return Reservation(self, count)
+        if lane == "bulk":
+            self._admitted_bulk += count
+        return Reservation(self, count, lane)
 
     # -- life cycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,10 +184,11 @@ class Batcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        while self._queue:
-            item = self._queue.popleft()
-            if not item.future.done():
-                item.future.set_exception(Unavailable("shutting_down", "the service is stopping", 1))
+        for waiting in (self._queue, self._bulk):
+            while waiting:
+                item = waiting.popleft()
+                if not item.future.done():
+                    item.future.set_exception(Unavailable("shutting_down", "the service is stopping", 1))
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # -- work --------------------------------------------------------------------------------------------
@@ -148,7 +196,8 @@ class Batcher:
         """Queue one prepared image (its slot is released when it enters a model call); await its result."""
         assert self._wakeup is not None, "start() first"
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Item(image, future, time.perf_counter(), reservation))
+        lane_queue = self._bulk if reservation.lane == "bulk" else self._queue
+        lane_queue.append(_Item(image, future, time.perf_counter(), reservation))
         self._wakeup.set()
         return await future
 
@@ -156,12 +205,15 @@ class Batcher:
         assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
-            while not self._queue:
+            while not self._queue and not self._bulk:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             limit = self.max_batch if self.backend.supports_batch else 1
-            deadline = self._queue[0].enqueued + self.max_wait_s
-            while len(self._queue) < limit:
+            oldest = min(q[0].enqueued for q in (self._queue, self._bulk) if q)
+            deadline = oldest + self.max_wait_s
+            while len(self._queue) + min(len(self._bulk), self.bulk_max_batch) < limit and (
+                self._queue or len(self._bulk) < self.bulk_max_batch  # a full bulk share goes at once
+            ):
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -171,12 +223,21 @@ class Batcher:
                 except TimeoutError:
                     break
             batch: list[_Item] = []
-            while self._queue and len(batch) < limit:
+            while self._queue and len(batch) < limit:  # live images first, always
                 item = self._queue.popleft()
                 item.reservation.release(1)  # the slot is free once the image leaves the queue
                 if not item.future.cancelled():
                     batch.append(item)
+            bulk_taken = 0
+            while self._bulk and len(batch) < limit and bulk_taken < self.bulk_max_batch:
+                item = self._bulk.popleft()
+                item.reservation.release(1)
+                if not item.future.cancelled():
+                    batch.append(item)
+                    bulk_taken += 1
             if batch:
+                self.stats.images_by_lane["live"] += len(batch) - bulk_taken
+                self.stats.images_by_lane["bulk"] += bulk_taken
                 await self._run(loop, batch)
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:

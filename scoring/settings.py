@@ -109,10 +109,29 @@ class ScoringSettings(BaseSettings):
     clahe_clip_limit: float = Field(2.0, gt=0)
     clahe_tile: int = Field(8, ge=1, le=64)
 
+    # --- video clips (POST /v1/detect-video; scoring/video.py) ------------------------------------------
+    video_every_s: float = Field(1.0, gt=0, le=600, description="sample one frame every this many seconds")
+    video_max_frames: int = Field(
+        20, ge=2, le=256, description="most frames scored per clip (the first and the last included)"
+    )
+    video_max_duration_s: float = Field(
+        300.0, gt=0, description="longer clips fail with video_too_long (the clip is kept by the caller)"
+    )
+    video_max_body_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="larger clips answer 413 (SCORING_MAX_BODY_BYTES is for photos)"
+    )
+
     # --- batching ----------------------------------------------------------------------------------------
     max_batch: int = Field(8, ge=1, le=256, description="most images in one model call")
     max_wait_ms: float = Field(10.0, ge=0, le=10_000, description="longest wait for a batch to fill")
     queue_limit: int = Field(64, ge=1, description="images admitted and not yet in a model call; more -> 503")
+    # --- lanes (header X-TrapAlert-Lane: live | bulk; scoring/batching.py) ------------------------------
+    bulk_queue_limit: int | None = Field(
+        None, ge=1, description="most bulk-lane images admitted at once (default: a quarter of queue_limit)"
+    )
+    bulk_max_batch: int | None = Field(
+        None, ge=1, description="most bulk-lane images in one model call (default: half of max_batch)"
+    )
     preprocess_threads: int = Field(
         max(1, min(8, os.cpu_count() or 1)), ge=1, le=64, description="threads that decode images"
     )

@@ -218,6 +218,7 @@ def test_openapi_matches_the_routes(frozen_client):
             ("/v1/model", "GET"),
             ("/v1/detect", "POST"),
             ("/v1/detect/batch", "POST"),
+            ("/v1/detect-video", "POST"),  # video clips (scoring/video.py, tests/video)
         }
     )
     for path in ("/v1/detect", "/v1/detect/batch"):
