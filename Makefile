@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test stop status install system-deps lint clean
 
-# Debian packages the tests need (headless Chromium for the ops page test; jq, which the pipeline's scoring
+# Debian packages the tests need (headless Chromium for the console tests; jq, which the pipeline's scoring
 # image step uses and its test runs); installed once, when missing.
 SYSTEM_PACKAGES := chromium chromium-driver jq
 

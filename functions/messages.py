@@ -41,6 +41,31 @@ class ProcessImage(QueueMessageModel):
     camera_id: int
 
 
+class BulkImage(QueueMessageModel):
+    """One photo on the bulk lane (queue ``process-image-bulk``, names.BULK_IMAGE_QUEUE), which never delays
+    a live photo (see names.py).
+
+    * ``purpose="upload"``: ``image_id`` is an image row (console upload, ``trapalert upload``): the SAME
+      decision path as a live photo (dedup, scoring, rules, alerts); ``alert`` is ignored.
+    * ``purpose="batch"``: ``item_id`` is a ``batch_items`` row of batch ``batch_id`` (``image_id`` 0: a
+      batch photo is no image row): scored, its detections stored with the model version, never alerting.
+    * ``purpose="rescore"``: ``item_id`` is a ``batch_items`` row of re-scoring run ``batch_id`` and
+      ``image_id`` the stored photo: scored by the current model and stored beside the old detections;
+      never alerting (``alert`` is reserved for ``trapalert rescore --alert``).
+
+    Producers write it to the outbox (functions/adapters/outbox.py) with key ``bulk:<purpose>:<id>``.
+    """
+
+    image_id: int
+    blob_name: str
+    park_id: int
+    camera_id: int | None = None
+    purpose: Literal["upload", "batch", "rescore"]
+    batch_id: int | None = None
+    item_id: int | None = None
+    alert: bool = True
+
+
 class SendAlert(QueueMessageModel):
     """Deliver one alert (``version`` is the alert version to bring every channel to)."""
 

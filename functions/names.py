@@ -9,7 +9,16 @@ from __future__ import annotations
 # Work queues (Azure Storage queues).
 PROCESS_IMAGE_QUEUE = "process-image"
 SEND_ALERT_QUEUE = "send-alert"
-WORK_QUEUES: tuple[str, ...] = (PROCESS_IMAGE_QUEUE, SEND_ALERT_QUEUE)
+# The bulk lane (messages: functions/messages.py BulkImage): photos uploaded through the console or
+# `trapalert upload` (purpose "upload": the same decision path as a live photo, alerts included), batch
+# scoring and re-scoring (purposes "batch"/"rescore": scored and stored, never alerting unless `rescore
+# --alert`). It never delays the live lane: its messages are scored with the header ``X-TrapAlert-Lane:
+# bulk``, which the scoring service admits only into a bounded share of its queue and serves after every
+# waiting live image (scoring/batching.py), and each Function instance scores at most BULK_CONCURRENCY bulk
+# photos at once (functions/handlers/batch.py). Producers write BulkImage to the outbox with key
+# ``bulk:<purpose>:<id>``. See docs/scoring.md, "Batch scoring and re-scoring".
+BULK_IMAGE_QUEUE = "process-image-bulk"
+WORK_QUEUES: tuple[str, ...] = (PROCESS_IMAGE_QUEUE, SEND_ALERT_QUEUE, BULK_IMAGE_QUEUE)
 
 POISON_SUFFIX = "-poison"
 
@@ -34,3 +43,4 @@ ALL_CONTAINERS: tuple[str, ...] = (IMAGES_CONTAINER, RAW_EMAILS_CONTAINER, ANNOT
 
 # HTTP routes (served under /api/ by the Functions host).
 INBOUND_ROUTE = "inbound/sendgrid"
+BATCH_ROUTE = "batch"  # POST /api/batch, GET /api/batch/{id}, POST /api/batch/{id}/cancel (function key)

@@ -141,11 +141,51 @@ class Settings(BaseSettings):
     # PEM or base64 DER public key of SendGrid's signed webhook; when set, unsigned posts are refused.
     sendgrid_webhook_public_key: str | None = _env("SENDGRID_WEBHOOK_PUBLIC_KEY")
     sendgrid_webhook_max_age_s: int = Field(600, validation_alias="SENDGRID_WEBHOOK_MAX_AGE_S", gt=0)
+    # The OAuth option of SendGrid's webhook security policy (functions/inbound/signature.py): SendGrid gets a
+    # token from our identity provider (client credentials) and sends it as Authorization: Bearer. When the
+    # issuer is set, every POST needs a JWT of that issuer and audience, signed by a key of the JWKS (JSON, or
+    # an https URL fetched and cached), with the scope when one is set. With the public key too: both.
+    sendgrid_webhook_oauth_issuer: str | None = _env("SENDGRID_WEBHOOK_OAUTH_ISSUER")
+    sendgrid_webhook_oauth_audience: str | None = _env("SENDGRID_WEBHOOK_OAUTH_AUDIENCE")
+    sendgrid_webhook_oauth_jwks: str | None = _env("SENDGRID_WEBHOOK_OAUTH_JWKS")
+    sendgrid_webhook_oauth_scope: str | None = _env("SENDGRID_WEBHOOK_OAUTH_SCOPE")
 
     # Limits on inbound email.
     max_email_bytes: int = Field(30 * 1024 * 1024, validation_alias="MAX_EMAIL_BYTES", gt=0)
     max_attachments: int = Field(20, validation_alias="MAX_ATTACHMENTS", gt=0)
     max_image_pixels: int = Field(50_000_000, validation_alias="MAX_IMAGE_PIXELS", gt=0)
+    # Uploads (console, `trapalert upload`; functions/inbound/upload.py): photos per upload (zip members
+    # included), bytes per upload (zips counted expanded), bytes per photo, and the largest expansion ratio
+    # of a zip member (a zip bomb is refused by ratio and by size before it is expanded).
+    upload_max_files: int = Field(2000, validation_alias="UPLOAD_MAX_FILES", gt=0, le=100_000)
+    upload_max_bytes: int = Field(2 * 1024**3, validation_alias="UPLOAD_MAX_BYTES", gt=0)
+    upload_max_file_bytes: int = Field(50 * 1024 * 1024, validation_alias="UPLOAD_MAX_FILE_BYTES", gt=0)
+    upload_max_zip_ratio: float = Field(100.0, validation_alias="UPLOAD_MAX_ZIP_RATIO", gt=1)
+    # Video clips (functions/inbound/video.py): larger clips are rejected (kept in the raw email); frames are
+    # sampled by the scoring service every VIDEO_EVERY_S s, at most VIDEO_MAX_FRAMES (first and last incl.).
+    video_max_bytes: int = Field(30 * 1024 * 1024, validation_alias="VIDEO_MAX_BYTES", gt=0)
+    video_every_s: float = Field(1.0, validation_alias="VIDEO_EVERY_S", gt=0, le=600)
+    video_max_frames: int = Field(20, validation_alias="VIDEO_MAX_FRAMES", ge=2, le=256)
+    # Photos given as links (RidgeTec), fetched by process-image from the brand's https hosts only
+    # (functions/inbound/links.py): at most this many bytes, within this many seconds per fetch.
+    link_photo_max_bytes: int = Field(20 * 1024 * 1024, validation_alias="LINK_PHOTO_MAX_BYTES", gt=0)
+    link_photo_timeout_s: float = Field(20.0, validation_alias="LINK_PHOTO_TIMEOUT_S", gt=0, le=120)
+    # TEST ONLY: comma-separated host[:port]s that may serve link photos over plain http (local stand-ins,
+    # which cannot have a public certificate). Empty in every deployed environment.
+    link_photo_allow_http_hosts: str = Field("", validation_alias="LINK_PHOTO_ALLOW_HTTP_HOSTS")
+    # Bounds of parsing (functions/inbound/parse_sendgrid.py, docs/inbound.md "Bounds"): subject and bodies
+    # are cut before any pattern runs (recorded as a defect); raw MIME over the part or depth limit: rejected.
+    max_subject_chars: int = Field(1000, validation_alias="MAX_SUBJECT_CHARS", ge=100, le=100_000)
+    max_body_chars: int = Field(64 * 1024, validation_alias="MAX_BODY_CHARS", ge=1024, le=4 * 1024 * 1024)
+    max_header_bytes: int = Field(
+        256 * 1024, validation_alias="MAX_HEADER_BYTES", ge=4096, le=8 * 1024 * 1024
+    )
+    max_mime_parts: int = Field(200, validation_alias="MAX_MIME_PARTS", ge=10, le=5000)
+    max_mime_depth: int = Field(20, validation_alias="MAX_MIME_DEPTH", ge=3, le=100)
+    max_mime_lines: int = Field(500_000, validation_alias="MAX_MIME_LINES", ge=10_000, le=5_000_000)
+    # Authentication-Results headers (raw mode) trusted when their authserv-id is one of these (comma list);
+    # empty: none is trusted, SendGrid's dkim/SPF fields decide.
+    inbound_trusted_authserv_ids: str = Field("", validation_alias="INBOUND_TRUSTED_AUTHSERV_IDS")
     # Extra per-brand camera-id patterns, JSON: [{"brand": "...", "field": "subject|body|any", "regex": "...(?P<camera>...)..."}]
     # tried before the built-in ones (functions/inbound/identify.py, docs/inbound.md).
     inbound_camera_patterns: str | None = _env("INBOUND_CAMERA_PATTERNS")
@@ -153,6 +193,13 @@ class Settings(BaseSettings):
     # Where links in alerts point (ops page, photo links); the Function app's public URL in Azure.
     public_base_url: str = Field("http://127.0.0.1:7071", validation_alias="PUBLIC_BASE_URL")
     photo_link_hours: int = Field(6, validation_alias="PHOTO_LINK_HOURS", gt=0, le=48)
+    # The park console (docs/console.md): "easyauth" when App Service authentication (Entra ID) is on
+    # (then, and only with the platform's WEBSITE_AUTH_ENABLED=True, X-MS-CLIENT-PRINCIPAL is trusted);
+    # "links": one-time sign-in links only. CONSOLE_MAP_TILES: an https XYZ tile template ("" = no tiles).
+    console_auth: str = Field("links", validation_alias="CONSOLE_AUTH", pattern="^(links|easyauth)$")
+    console_map_tiles: str = Field(
+        "", validation_alias="CONSOLE_MAP_TILES", pattern=r"^(https://[^\s'\"<>]+\{z\}[^\s'\"<>]*)?$"
+    )
 
     # Ops notifications (poison storms): at most one per ops channel per interval; the rest is summarized.
     ops_notify_interval_s: int = Field(900, validation_alias="OPS_NOTIFY_INTERVAL_S", ge=0)
@@ -165,6 +212,8 @@ class Settings(BaseSettings):
     retry_horizon_process_image_s: float = Field(
         6 * 3600, validation_alias="RETRY_HORIZON_PROCESS_IMAGE_S", gt=0
     )
+    # the bulk lane (process-image-bulk): photos one instance scores at once (functions/handlers/batch.py)
+    bulk_concurrency: int = Field(2, validation_alias="BULK_CONCURRENCY", ge=1, le=32)
     retry_after_max_s: int = Field(3600, validation_alias="RETRY_AFTER_MAX_S", gt=0, le=7 * 24 * 3600)
     # The sweeper timer: work older than this that should have moved on is re-driven.
     sweep_stale_s: int = Field(300, validation_alias="SWEEP_STALE_S", gt=0)
@@ -253,6 +302,19 @@ class Settings(BaseSettings):
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 raise ValueError(f"not an ECDSA P-256 public key, PEM or base64 DER ({exc})") from None
         return value
+
+    @model_validator(mode="after")
+    def _webhook_oauth(self) -> Settings:
+        """SENDGRID_WEBHOOK_OAUTH_ISSUER needs the audience and a usable JWKS (a bad one fails at start)."""
+        if self.sendgrid_webhook_oauth_issuer:
+            from .inbound.signature import OAuthVerifier
+
+            OAuthVerifier(
+                self.sendgrid_webhook_oauth_issuer,
+                self.sendgrid_webhook_oauth_audience or "",
+                self.sendgrid_webhook_oauth_jwks or "",
+            )  # raises ValueError naming what is missing or wrong
+        return self
 
     @field_validator("applicationinsights_connection_string")
     @classmethod

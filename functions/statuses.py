@@ -9,13 +9,18 @@ from typing import Literal
 EmailStatus = Literal["accepted", "quarantined", "rejected", "released"]
 EmailOutcome = Literal["accepted", "quarantined", "rejected", "released", "duplicate"]
 # inbound_emails.mode
-EmailMode = Literal["parsed", "raw", "unknown"]
+EmailMode = Literal["parsed", "raw", "unknown", "upload"]
+# inbound_emails.authenticated_by: how the email proved authentic (DKIM/SPF aligned with From, camera token)
+AuthMethod = Literal["dkim", "spf", "token"]
+# inbound_emails.proofs / images.proofs: what named the camera (functions/inbound/identify.py says each)
+Proof = Literal["sender", "sender_name", "token", "serial", "exif_serial", "token_name"]
 # images.status: stored by process-email (or unsupported / rejected), then scored or failed by process-image
-ImageStatus = Literal["stored", "unsupported", "rejected", "scored", "failed"]
+# linked: a photo given as a link, not fetched yet (process-image fetches it: functions/inbound/links.py)
+ImageStatus = Literal["stored", "unsupported", "rejected", "scored", "failed", "linked"]
 # an attachment as process-email judged it
 AttachmentStatus = Literal["stored", "unsupported", "rejected"]
 # images.taken_at_source
-TakenAtSource = Literal["exif", "email_date", "received"]
+TakenAtSource = Literal["exif", "email_date", "received", "vendor"]
 # alerts.kind
 AlertKind = Literal["detection", "health"]
 # channels.purpose
@@ -26,8 +31,27 @@ DeliveryStatus = Literal["pending", "delivered", "failed"]
 ChannelOutcomeKind = Literal["delivered", "skipped", "transient", "permanent"]
 # poison_records.status
 PoisonStatus = Literal["poisoned", "invalid", "replayed", "purged"]
-# suppressions.status (functions/domain/suppression.py Status)
-SuppressionStatus = Literal["watching", "suppressed", "lifted"]
+# suppressions.status (functions/domain/suppression.py Status); proposed: waits for an operator
+SuppressionStatus = Literal["watching", "proposed", "suppressed", "lifted", "rejected"]
 # camera_health.condition / .status
-HealthCondition = Literal["silent", "low_battery", "temperature", "clock_skew"]
+HealthCondition = Literal[
+    "silent",
+    "low_battery",
+    "temperature",
+    "clock_skew",
+    "someone_at_camera",
+    "view_changed",
+    "neighbours_silent",
+]
 HealthStatus = Literal["raised", "cleared"]
+
+# feedback.verdict (rangers' feedback on an alert or one of its photos)
+FeedbackVerdict = Literal["confirmed", "false_positive", "unsure"]
+
+# audit_log.via
+AuditVia = Literal["console", "cli", "api", "system"]
+
+# batches.purpose / batches.state / batch_items.state (batch scoring and re-scoring, migration 0014)
+BatchPurpose = Literal["batch", "rescore"]
+BatchState = Literal["running", "done", "cancelled"]
+BatchItemState = Literal["pending", "scored", "failed", "cancelled"]

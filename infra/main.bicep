@@ -133,14 +133,20 @@ param sendgridWebhookPublicKey string = ''
 @description('Channel secrets by app setting name; each must be listed in channelSecretNames.')
 param channelSecrets object = {}
 
+@description('Client id of the park console\'s Entra app registration with app roles viewer, ranger, operator, admin (infra/console-app-roles.json; docs/console.md). Empty: Easy Auth off, one-time links only.')
+param consoleClientId string = ''
+
 // ---- names shared with the application (functions/names.py)
 var queueNames = [
   'process-image'
   'send-alert'
+  'process-image-bulk'
   'process-image-poison'
   'send-alert-poison'
+  'process-image-bulk-poison'
   'process-image-poison-poison'
   'send-alert-poison-poison'
+  'process-image-bulk-poison-poison'
 ]
 var containerNames = [
   'images'
@@ -326,6 +332,7 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     subnetId: network.outputs.functionsSubnetId
     scoringUrl: scoring.outputs.url
+    consoleClientId: consoleClientId
     secretSettingNames: secretSettingNames
     alwaysReady: functionAlwaysReady
     maximumInstanceCount: functionMaximumInstanceCount
@@ -335,6 +342,16 @@ module functionApp 'modules/functionapp.bicep' = {
   dependsOn: [
     postgres
   ]
+}
+
+// Entra ID sign-in for the park console (docs/console.md); without a client id the console takes only
+// one-time links (`trapalert console login-url`, the audited break-glass path).
+module consoleAuth 'modules/console-auth.bicep' = if (!empty(consoleClientId)) {
+  name: 'console-auth'
+  params: {
+    siteName: functionApp.outputs.name
+    consoleClientId: consoleClientId
+  }
 }
 
 @description('Give this URL to SendGrid Inbound Parse (Settings > Inbound Parse > Destination URL).')

@@ -30,6 +30,7 @@ from ..messages import SendAlert
 from .outbox import Outbox, OutboxMessage
 from .rules_repo import RulesRepository
 from .scoring_client import ImageScore
+from .suppressions_repo import load_boxes, save_boxes
 
 log = logging.getLogger(__name__)
 
@@ -219,22 +220,7 @@ class AlertsRepository:
         return out
 
     def _boxes(self, camera_id: int) -> list[StaticBox]:
-        self.cur.execute("SELECT * FROM suppressions WHERE camera_id = %s ORDER BY id", (camera_id,))
-        return [
-            StaticBox(
-                r["id"],
-                r["category"],
-                (r["bbox_x"], r["bbox_y"], r["bbox_w"], r["bbox_h"]),
-                r["event_count"],
-                r["last_event_id"],
-                r["status"],
-                r["max_conf"],
-                r["first_seen_at"],
-                r["last_seen_at"],
-                r["reason"],
-            )
-            for r in self.cur.fetchall()
-        ]
+        return load_boxes(self.cur, camera_id)  # functions/adapters/suppressions_repo.py
 
     # -- save -------------------------------------------------------------------------------------
     def save(self, state: CameraState, photo: NewPhoto, d: Decision) -> None:
@@ -314,53 +300,7 @@ class AlertsRepository:
 
     def _save_boxes(self, camera: CameraRef, d: Decision, event_id: int) -> dict[int, int]:
         """Insert or update the changed boxes; {id(box object): row id}."""
-        ids: dict[int, int] = {}
-        for box in d.boxes_changed:
-            last_event = event_id if box.last_event_id == NEW else box.last_event_id
-            if box.id is None:
-                self.cur.execute(
-                    """INSERT INTO suppressions (park_id, camera_id, category, bbox_x, bbox_y, bbox_w, bbox_h,
-                           event_count, last_event_id, max_conf, first_seen_at, last_seen_at, status, reason,
-                           suppressed_at)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                               CASE WHEN %s = 'suppressed' THEN now() END) RETURNING id""",
-                    (
-                        camera.park_id,
-                        camera.id,
-                        box.category,
-                        *box.bbox,
-                        box.event_count,
-                        last_event,
-                        box.max_conf,
-                        box.first_seen_at,
-                        box.last_seen_at,
-                        box.status,
-                        box.reason,
-                        box.status,
-                    ),
-                )
-                ids[id(box)] = self.cur.fetchone()["id"]
-            else:
-                self.cur.execute(
-                    """UPDATE suppressions SET event_count = %s, last_event_id = %s, max_conf = %s,
-                           first_seen_at = %s, last_seen_at = %s, status = %s, reason = %s,
-                           suppressed_at = CASE WHEN %s = 'suppressed' AND suppressed_at IS NULL THEN now()
-                                                ELSE suppressed_at END
-                       WHERE id = %s""",
-                    (
-                        box.event_count,
-                        last_event,
-                        box.max_conf,
-                        box.first_seen_at,
-                        box.last_seen_at,
-                        box.status,
-                        box.reason,
-                        box.status,
-                        box.id,
-                    ),
-                )
-                ids[id(box)] = box.id
-        return ids
+        return save_boxes(self.cur, camera.park_id, camera.id, d.boxes_changed, event_id)
 
     def _save_alert(self, state: CameraState, photo: NewPhoto, d: Decision, event_id: int) -> int:
         cur, a, camera = self.cur, d.alert, state.camera

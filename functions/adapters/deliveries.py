@@ -46,17 +46,20 @@ class DeliveryRepository:
 
     # -- reads ----------------------------------------------------------------------------------
     def alert_context(self, alert_id: int) -> dict[str, Any] | None:
-        """The alert with its camera, park and best image (None when the alert does not exist)."""
+        """The alert with its camera, park and best image, and the clip when that image is a video frame
+        (None when the alert does not exist)."""
         return self.db.fetchone(
             """SELECT a.*, a.updated_at AS alert_updated_at,
                       c.name AS camera_name, c.latitude, c.longitude, c.zone AS camera_zone,
                       COALESCE(c.timezone, p.timezone) AS camera_timezone,
                       p.slug AS park_slug, p.name AS park_name, p.settings AS park_settings,
-                      i.blob_name AS image_blob, i.sha256 AS image_sha256, i.taken_at AS image_taken_at
+                      i.blob_name AS image_blob, i.sha256 AS image_sha256, i.taken_at AS image_taken_at,
+                      clip.blob_name AS clip_blob
                FROM alerts a
                JOIN cameras c ON c.id = a.camera_id
                JOIN parks p ON p.id = a.park_id
                LEFT JOIN images i ON i.id = a.best_image_id
+               LEFT JOIN images clip ON clip.id = i.clip_image_id
                WHERE a.id = %s""",
             (alert_id,),
         )

@@ -1,8 +1,9 @@
 """SQL of inbound email: inbound_emails and images rows, and the lookups that identify a camera.
 
 Idempotency lives here:
-- ``inbound_emails.dedupe_key`` (Message-ID, else sha256 of the raw POST) is unique: recording the same
-  email twice inserts nothing (``record`` answers the existing id and ``created=False``); the email row and
+- ``inbound_emails.dedupe_key`` (Message-ID, else sha256 of the raw POST, plus the authenticated camera(s)
+  and the photos' hashes: functions/inbound/ingest.py) is unique: recording the same email twice inserts
+  nothing (``record`` answers the existing id and ``created=False``); the email row and
   its image rows are written in one transaction, so a crash leaves all or nothing.
 - each stored image of an accepted (or released) email gets its process-image message in the outbox
   (functions/adapters/outbox.py, key ``process-image:<image id>``, scope ``email:<email id>``) in the same
@@ -21,7 +22,7 @@ from typing import Any
 
 from .. import names
 from ..db import Database
-from ..messages import ProcessImage
+from ..messages import BulkImage, ProcessImage
 from ..statuses import EmailMode, EmailStatus, ImageStatus
 from .outbox import Outbox, OutboxMessage
 
@@ -46,6 +47,8 @@ _EMAIL_COLUMNS = (
     "correlation_id",
     "meta",
     "sender_ip",
+    "authenticated_by",
+    "proofs",
 )
 _IMAGE_COLUMNS = (
     "attachment_index",
@@ -66,6 +69,7 @@ _IMAGE_COLUMNS = (
     "status",
     "reason",
     "correlation_id",
+    "proofs",
 )
 
 
@@ -91,6 +95,8 @@ class EmailRecord:
     attachment_count: int = 0
     meta: dict = field(default_factory=dict)
     sender_ip: str | None = None
+    authenticated_by: list[str] = field(default_factory=list)
+    proofs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -113,6 +119,9 @@ class ImageRecord:
     gps_longitude: float | None = None
     orientation: int | None = None
     reason: str | None = None
+    proofs: list[str] = field(default_factory=list)
+    # "bulk": an uploaded photo, announced on the bulk lane (BulkImage "upload": functions/inbound/upload.py)
+    lane: str = "live"
 
 
 def _without_nul(value: Any) -> Any:
@@ -142,10 +151,17 @@ class InboundRepository:
         self.db = db
 
     # -- identification lookups ------------------------------------------------------------------
-    def identification_data(self, recipients: list[str], senders: list[str]) -> tuple[list[dict], list[dict]]:
+    def identification_data(
+        self,
+        recipients: list[str],
+        senders: list[str],
+        token_hashes: list[str] = (),
+        serials: list[str] = (),
+    ) -> tuple[list[dict], list[dict]]:
         """In one transaction: the parks reached through ``recipients`` (their inbound addresses), and the
-        candidate cameras: those with one of ``senders`` as a sender address and every camera of those parks
-        (each with its park's row, for time zone and SPF/DKIM requirements)."""
+        candidate cameras: those with one of ``senders`` as a sender address, one of ``token_hashes`` as
+        their token's hash or one of ``serials``, and every camera of those parks and of the token cameras'
+        parks (each with its park's row, for time zone and requirements)."""
         with self.db.transaction() as cur:
             cur.execute("SELECT * FROM parks WHERE inbound_address = ANY(%s)", (recipients,))
             parks = [dict(r) for r in cur.fetchall()]
@@ -153,9 +169,16 @@ class InboundRepository:
                 """SELECT c.*, p.slug AS park_slug, COALESCE(c.timezone, p.timezone) AS effective_timezone,
                           to_jsonb(p) AS park_row
                    FROM cameras c JOIN parks p ON p.id = c.park_id
-                   WHERE c.sender_addresses && %s::text[] OR c.park_id = ANY(%s)
+                   WHERE c.sender_addresses && %(senders)s::text[] OR c.park_id = ANY(%(parks)s)
+                      OR c.serials && %(serials)s::text[]
+                      OR c.park_id IN (SELECT park_id FROM cameras WHERE token_hash = ANY(%(tokens)s::text[]))
                    ORDER BY c.id""",
-                (senders, [p["id"] for p in parks]),
+                {
+                    "senders": list(senders),
+                    "parks": [p["id"] for p in parks],
+                    "serials": list(serials)[:500],
+                    "tokens": list(token_hashes)[:20],
+                },
             )
             cameras = [dict(r) for r in cur.fetchall()]
         return parks, cameras
@@ -170,9 +193,27 @@ class InboundRepository:
     def email(self, email_id: int) -> dict[str, Any] | None:
         return self.db.fetchone("SELECT * FROM inbound_emails WHERE id = %s", (email_id,))
 
+    def image_by_hash(self, camera_id: int, sha256: str) -> dict[str, Any] | None:
+        """A usable photo of the camera with these bytes (emailed or uploaded), if any: an upload of a photo
+        the camera already emailed is a duplicate (functions/inbound/upload.py)."""
+        return self.db.fetchone(
+            "SELECT id, email_id, status FROM images WHERE camera_id = %s AND sha256 = %s "
+            "AND status IN ('stored', 'scored', 'failed') ORDER BY id LIMIT 1",
+            (camera_id, sha256),
+        )
+
     def images_of(self, email_id: int) -> list[dict[str, Any]]:
         return self.db.fetchall(
             "SELECT * FROM images WHERE email_id = %s ORDER BY attachment_index", (email_id,)
+        )
+
+    def images_with_cameras(self, email_id: int) -> list[dict[str, Any]]:
+        """The email's images with their camera's name and park (``trapalert inbound show``)."""
+        return self.db.fetchall(
+            """SELECT i.*, c.name AS camera_name, p.slug AS park_slug
+               FROM images i LEFT JOIN cameras c ON c.id = i.camera_id LEFT JOIN parks p ON p.id = i.park_id
+               WHERE i.email_id = %s ORDER BY i.attachment_index""",
+            (email_id,),
         )
 
     def quarantined(self, limit: int = 200) -> list[dict[str, Any]]:
@@ -183,9 +224,19 @@ class InboundRepository:
             (limit,),
         )
 
-    def record(self, email: EmailRecord, images: list[ImageRecord]) -> tuple[int, bool, list[int]]:
+    def record(
+        self,
+        email: EmailRecord,
+        images: list[ImageRecord],
+        seen_cameras: list[int] = (),
+        link_photos: list[dict[str, Any]] = (),
+    ) -> tuple[int, bool, list[int]]:
         """Insert the email and its images in one transaction: (id, created, ids of the stored images);
-        created is False (and nothing is written) when the email was there."""
+        created is False (and nothing is written) when the email was there. ``seen_cameras``: the cameras
+        this email proves alive (authenticated and named by a trusted proof: the caller decides); their
+        ``last_seen_at`` moves. No other email touches a camera's health facts. ``link_photos``: photos
+        given by link (keyword arguments of link_photos_repo.add_link_photo: camera_id, url, filename,
+        taken_at, tz, brand), recorded and announced in the same transaction."""
         with self.db.transaction() as cur:
             cols = ", ".join(_EMAIL_COLUMNS)
             marks = ", ".join(["%s"] * len(_EMAIL_COLUMNS))
@@ -200,11 +251,18 @@ class InboundRepository:
                 return int(cur.fetchone()["id"]), False, []
             email_id = int(row["id"])
             stored = self._insert_images(cur, email_id, images, announce=email.status == "accepted")
-            if email.camera_id is not None:
+            if link_photos:
+                from .link_photos_repo import add_link_photo  # it builds on this module
+
+                for photo in link_photos:
+                    stored.append(
+                        add_link_photo(cur, email_id=email_id, announce=email.status == "accepted", **photo)
+                    )
+            if seen_cameras:
                 cur.execute(
                     "UPDATE cameras SET last_seen_at = GREATEST(COALESCE(last_seen_at, now()), now()) "
-                    "WHERE id = %s",
-                    (email.camera_id,),
+                    "WHERE id = ANY(%s)",
+                    (sorted(set(seen_cameras)),),
                 )
             return email_id, True, stored
 
@@ -257,6 +315,21 @@ def email_scope(email_id: int) -> str:
 
 
 def process_image_message(email_id: int, image_id: int, img: ImageRecord) -> OutboxMessage:
+    if img.lane == "bulk":  # an uploaded photo: the bulk lane never delays a live camera's alert
+        return OutboxMessage(
+            queue=names.BULK_IMAGE_QUEUE,
+            message=BulkImage(
+                image_id=image_id,
+                blob_name=img.blob_name,
+                park_id=img.park_id,
+                camera_id=img.camera_id,
+                purpose="upload",
+                alert=True,
+                correlation_id=img.correlation_id,
+            ),
+            key=f"bulk:upload:{image_id}",
+            scope=email_scope(email_id),
+        )
     return OutboxMessage(
         queue=names.PROCESS_IMAGE_QUEUE,
         message=ProcessImage(

@@ -20,6 +20,7 @@ answered request's round trip). Transient answers that are retried are not count
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import time
@@ -35,6 +36,7 @@ from ..ops import metrics
 log = logging.getLogger(__name__)
 
 PERMANENT_FAILURES = ("empty_image", "unreadable_image", "too_many_pixels")
+LANE_HEADER = "X-TrapAlert-Lane"  # the scoring service's lanes: live (default) | bulk
 
 
 class ScoringError(RuntimeError):
@@ -132,18 +134,50 @@ class ScoringClient:
             self._client = None
 
     def detect(
-        self, image: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg"
+        self,
+        image: bytes,
+        filename: str = "image.jpg",
+        content_type: str = "image/jpeg",
+        *,
+        lane: str = "live",
     ) -> ImageScore:
-        """Score one image (see the module docstring for what is retried and what is raised)."""
+        """Score one image (see the module docstring for what is retried and what is raised). ``lane="bulk"``
+        (uploads, batch scoring, re-scoring) asks the service to serve it after every waiting live photo
+        (header ``X-TrapAlert-Lane``, scoring/batching.py)."""
+        url = f"/v1/detect?file={quote(filename, safe='')}"
+        return self._post(url, image, content_type, lambda r, a: self._parse(r, filename, a), lane)
+
+    def detect_video(
+        self,
+        clip: bytes,
+        filename: str = "clip.mp4",
+        content_type: str = "video/mp4",
+        *,
+        every_s: float | None = None,
+        max_frames: int | None = None,
+        lane: str = "live",
+    ) -> VideoScore:
+        """Score the sampled frames of one clip (``POST /v1/detect-video``, scoring/video.py); retried and
+        raised as :meth:`detect`. A clip the service cannot use comes back as ``failure`` (permanent)."""
+        params = [f"file={quote(filename, safe='')}"]
+        if every_s is not None:
+            params.append(f"every_s={every_s:g}")
+        if max_frames is not None:
+            params.append(f"max_frames={int(max_frames)}")
+        url = "/v1/detect-video?" + "&".join(params)
+        return self._post(url, clip, content_type, lambda r, a: _parse_video(r, filename, a), lane)
+
+    def _post(self, url: str, content: bytes, content_type: str, parse, lane: str = "live"):
         deadline = time.monotonic() + self.retry_budget_s
         attempt = 0
-        url = f"/v1/detect?file={quote(filename, safe='')}"
         while True:
             attempt += 1
             wait: float | None
             sent = time.monotonic()
             try:
-                response = self.client.post(url, content=image, headers={"Content-Type": content_type})
+                response = self.client.post(
+                    url, content=content, headers={"Content-Type": content_type, LANE_HEADER: lane}
+                )
             except httpx.TransportError as exc:  # connect/read timeouts, refused, reset, protocol
                 problem, wait = f"{type(exc).__name__}: {exc}", None
             else:
@@ -151,7 +185,7 @@ class ScoringClient:
                 took = time.monotonic() - sent
                 if status == 200:
                     try:
-                        score = self._parse(response, filename, attempt)
+                        score = parse(response, attempt)
                     except ScoringError:
                         _answered(took, None, "failed")
                         raise
@@ -159,9 +193,10 @@ class ScoringClient:
                     return score
                 if status == 413:
                     _answered(took, None, "failed")
-                    return ImageScore(
-                        "unknown", None, failure=f"too_large: {_detail(response)}", attempts=attempt
-                    )
+                    failure = f"too_large: {_detail(response)}"
+                    if url.startswith("/v1/detect-video"):
+                        return VideoScore("unknown", None, failure=failure, attempts=attempt)
+                    return ImageScore("unknown", None, failure=failure, attempts=attempt)
                 if status in (429, 503) or status >= 500:
                     problem = f"HTTP {status}: {_detail(response)}"
                     wait = _retry_after(response, self.retry_after_max_s) if status in (429, 503) else None
@@ -210,6 +245,125 @@ class ScoringClient:
         known = set(body.detection_categories) or {"1", "2", "3"}
         score.detections = [d for d in img.detections if d.category in known]
         return score
+
+
+# -- video clips (POST /v1/detect-video: MegaDetector's video output format plus per-frame records) -------
+VIDEO_PERMANENT_FAILURES = ("empty_video", "unreadable_video", "video_too_long", "too_many_pixels")
+
+
+class MDVideoDetection(MDDetection):
+    frame_number: int = Field(ge=0)
+    frame_time_s: float | None = Field(None, ge=0)
+
+
+class MDFrame(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    frame_number: int = Field(ge=0)
+    time_s: float = Field(ge=0)
+    night: bool | None = None
+    jpeg: str | None = None  # base64 JPEG of the frame (the first frame, and every frame with a detection)
+    failure: str | None = None
+
+
+class MDVideo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    file: str = ""
+    detections: list[MDVideoDetection] | None = None
+    failure: str | None = None
+    frame_rate: float | None = None
+    frames_processed: list[int] = Field(default_factory=list)
+    frames: list[MDFrame] = Field(default_factory=list)
+    video: dict = Field(default_factory=dict)
+
+
+class MDVideoResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    info: MDInfo
+    detection_categories: dict[str, str] = Field(default_factory=dict)
+    images: list[MDVideo] = Field(min_length=1, max_length=1)
+
+
+@dataclass
+class FrameScore:
+    """One sampled frame: its number and time in the clip, its detections, its JPEG when the service sent
+    one (the first frame and every frame with a detection)."""
+
+    frame_number: int
+    time_s: float
+    detections: list[MDDetection] = field(default_factory=list)
+    night: bool | None = None
+    jpeg: bytes | None = None
+
+    def as_image_score(self, clip: VideoScore) -> ImageScore:
+        return ImageScore(clip.detector, clip.detector_version, list(self.detections), self.night)
+
+
+@dataclass
+class VideoScore:
+    """The result for one clip. ``failure`` set: the service cannot use the clip (permanent)."""
+
+    detector: str
+    detector_version: str | None
+    frames: list[FrameScore] = field(default_factory=list)
+    frame_rate: float | None = None
+    video: dict = field(default_factory=dict)
+    failure: str | None = None
+    service_ms: float | None = None
+    attempts: int = 1
+
+    @property
+    def permanent_failure(self) -> bool:
+        return self.failure is not None
+
+    @property
+    def night(self) -> bool | None:
+        nights = [f.night for f in self.frames if f.night is not None]
+        return any(nights) if nights else None
+
+
+def _parse_video(response: httpx.Response, filename: str, attempts: int) -> VideoScore:
+    try:
+        body = MDVideoResponse.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise ScoringError(
+            f"scoring service answer is not the MegaDetector video format: "
+            f"{exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}"
+        ) from None
+    clip = body.images[0]
+    score = VideoScore(
+        body.info.detector,
+        body.info.detector_version,
+        frame_rate=clip.frame_rate,
+        video=clip.video,
+        service_ms=(body.info.timing_ms or {}).get("total"),
+        attempts=attempts,
+    )
+    if clip.failure is not None or clip.detections is None:
+        failure = clip.failure or "unknown: detections null without a failure"
+        if failure.split(":", 1)[0].strip() not in VIDEO_PERMANENT_FAILURES:
+            raise ScoringError(f"scoring failed for {filename}: {failure}")
+        score.failure = failure
+        return score
+    known = set(body.detection_categories) or {"1", "2", "3"}
+    frames = {f.frame_number: FrameScore(f.frame_number, f.time_s, night=f.night) for f in clip.frames}
+    for f in clip.frames:
+        if f.jpeg:
+            try:
+                frames[f.frame_number].jpeg = base64.b64decode(f.jpeg, validate=True)
+            except ValueError:
+                raise ScoringError(f"frame {f.frame_number} of {filename}: JPEG is not base64") from None
+    for d in clip.detections:
+        if d.category not in known:
+            continue
+        frame = frames.get(d.frame_number)
+        if frame is None:
+            frame = frames[d.frame_number] = FrameScore(d.frame_number, d.frame_time_s or 0.0)
+        frame.detections.append(MDDetection(category=d.category, conf=d.conf, bbox=d.bbox))
+    score.frames = sorted(frames.values(), key=lambda f: f.frame_number)
+    return score
 
 
 def _answered(seconds: float, model: str | None, status: str) -> None:

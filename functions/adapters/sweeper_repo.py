@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import names
 from ..db import Database
-from ..messages import ProcessImage, SendAlert
+from ..messages import BulkImage, ProcessImage, SendAlert
 from .outbox import Outbox, OutboxMessage
 
 SWEEP_SCOPE = "sweep"
@@ -23,14 +23,18 @@ class SweeperRepository:
         self.db = db
 
     def stale_images(self, stale_s: float, window_s: float, limit: int = 500) -> list[dict[str, Any]]:
-        """Photos stored (or scored) but not decided for ``stale_s``, younger than ``window_s`` (the retry
-        horizon: older ones are the poison queue's), with no message about them in flight."""
+        """Photos stored, linked (given by a link, not fetched yet) or scored but not decided for ``stale_s``,
+        younger than ``window_s`` (the retry horizon: older ones are the poison queue's), with no message
+        about them in flight."""
         return self.db.fetchall(
-            f"""SELECT i.id, i.blob_name, i.park_id, i.camera_id, i.correlation_id FROM images i
-                WHERE (i.status = 'stored' OR (i.status = 'scored' AND i.decided_at IS NULL))
+            f"""SELECT i.id, COALESCE(i.blob_name, '') AS blob_name,
+                       CASE WHEN e.mode = 'upload' THEN 'bulk' ELSE 'live' END AS lane,
+                       i.park_id, i.camera_id, i.correlation_id FROM images i
+                LEFT JOIN inbound_emails e ON e.id = i.email_id
+                WHERE (i.status IN ('stored', 'linked') OR (i.status = 'scored' AND i.decided_at IS NULL))
                   AND i.created_at < now() - make_interval(secs => %(stale)s)
                   AND i.created_at > now() - make_interval(secs => %(window)s)
-                  AND i.blob_name IS NOT NULL AND i.camera_id IS NOT NULL
+                  AND (i.blob_name IS NOT NULL OR i.status = 'linked') AND i.camera_id IS NOT NULL
                   AND {_NOT_WAITING.format(id="i.id")}
                 ORDER BY i.id LIMIT %(limit)s""",
             {"stale": stale_s, "window": window_s, "limit": limit, "subject_prefix": "image:"},
@@ -63,16 +67,18 @@ class SweeperRepository:
         written = 0
         with self.db.transaction() as cur:
             for i in images:
-                message = ProcessImage(
-                    image_id=i["id"],
-                    blob_name=i["blob_name"],
-                    park_id=i["park_id"],
-                    camera_id=i["camera_id"],
-                    correlation_id=i["correlation_id"],
-                )
-                item = OutboxMessage(
-                    names.PROCESS_IMAGE_QUEUE, message, f"sweep:image:{i['id']}:{run}", SWEEP_SCOPE
-                )
+                fields = {
+                    "image_id": i["id"],
+                    "blob_name": i["blob_name"],
+                    "park_id": i["park_id"],
+                    "camera_id": i["camera_id"],
+                    "correlation_id": i["correlation_id"],
+                }
+                if i.get("lane") == "bulk":  # an uploaded photo goes back to the bulk lane, not the live one
+                    message, queue = BulkImage(**fields, purpose="upload"), names.BULK_IMAGE_QUEUE
+                else:
+                    message, queue = ProcessImage(**fields), names.PROCESS_IMAGE_QUEUE
+                item = OutboxMessage(queue, message, f"sweep:image:{i['id']}:{run}", SWEEP_SCOPE)
                 written += Outbox.add(cur, item)
             for a in alerts:
                 message = SendAlert(

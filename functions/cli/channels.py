@@ -10,6 +10,7 @@ import json
 
 import click
 
+from ..adapters.audit_repo import audit_cli
 from ..adapters.channels import ChannelError, ChannelRepository
 from ..adapters.parks import ParkRepository
 from ..notify import (
@@ -67,6 +68,13 @@ def channels_add(park, name, kind, purpose, zone, config_json, disabled) -> None
         row = _repo().add(park, name, kind, config, purpose=purpose, zone=zone, enabled=not disabled)
     except ChannelError as exc:
         raise click.ClickException(str(exc)) from None
+    audit_cli(
+        db(),
+        "channel.added",
+        park=park,
+        target=f"channel:{row['name']}",
+        details={"kind": row["kind"], "purpose": row["purpose"], "zone": row["zone"]},
+    )
     click.echo(
         f"channel {row['name']} ({row['kind']}, {row['purpose']}, zone {row['zone'] or 'all'}) "
         f"added to park {park} (id {row['id']})"
@@ -118,6 +126,7 @@ def channels_remove(name, park) -> None:
         row = _repo().remove(park, name)
     except ChannelError as exc:
         raise click.ClickException(str(exc)) from None
+    audit_cli(db(), "channel.removed", park=park, target=f"channel:{row['name']}")
     click.echo(f"channel {row['name']} removed from park {park}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..adapters.audit_repo import audit_cli
 from ..ops import deliveries as ops_deliveries
 from .base import cli, db, echo_json, echo_table, services
 
@@ -39,4 +40,11 @@ def deliveries_redeliver(park, channel, alert_id) -> None:
     if not (park or channel or alert_id):
         raise click.UsageError("name what to redeliver: --channel, --park and/or --alert")
     out = ops_deliveries.redeliver(services(), park, channel, alert_id)
+    audit_cli(
+        services().db,
+        "deliveries.redelivered",
+        park=park,
+        target=f"channel:{channel}" if channel else (f"alert:{alert_id}" if alert_id else None),
+        details={"alert_id": alert_id, "redelivered": out["redelivered"]},
+    )
     click.echo(f"{out['redelivered']} deliveries redelivered ({out['sent']} messages on the queue)")

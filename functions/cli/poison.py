@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from ..adapters.audit_repo import audit_cli
 from ..ops import poison as ops_poison
 from .base import cli, db, echo_json, echo_table, services
 
@@ -75,6 +76,13 @@ def poison_replay(record_id, replay_all, queue, as_json) -> None:
             result = ops_poison.replay(svc.db, svc.storage, record_id)
     except ops_poison.PoisonError as exc:
         raise _fail(exc) from None
+    audit_cli(
+        svc.db,
+        "poison.replayed",
+        park=None,
+        target=f"poison:{record_id}" if record_id is not None else f"queue:{queue or 'all'}",
+        details={"replayed": [r["id"] for r in result.replayed][:50], "failed": len(result.failed)},
+    )
     if as_json:
         echo_json(result.as_dict())
     else:
@@ -102,6 +110,13 @@ def poison_purge(older_than, queue, as_json) -> None:
         result = ops_poison.purge(svc.db, svc.storage, older_than, queue=queue)
     except ops_poison.PoisonError as exc:
         raise _fail(exc) from None
+    audit_cli(
+        svc.db,
+        "poison.purged",
+        park=None,
+        target=f"queue:{queue or 'all'}",
+        details={"older_than": older_than, "purged": result["purged"]},
+    )
     if as_json:
         echo_json(result)
     else:

@@ -6,6 +6,7 @@ import getpass
 
 import click
 
+from ..adapters.audit_repo import AuditRepository, cli_actor
 from ..adapters.rules_repo import RulesRepository
 from ..domain.rules import KEYS, RulesError, effective_rules, new_layer, parse_assignment, to_flat
 from .base import cli, db, echo_json, echo_table
@@ -76,6 +77,16 @@ def rules_set(park, camera, assignments) -> None:
                 park_layer, camera_layer, changes, overrides, camera_level=camera_id is not None
             )
             edit.save(camera_id, layer, updated_by=who)
+            AuditRepository.record_in(
+                edit.cur,
+                actor=cli_actor(),
+                actor_role="operator",
+                via="cli",
+                action="rules.updated",
+                park_id=park_id,
+                target=f"camera:{camera}" if camera_id is not None else f"park:{park}",
+                details={"changes": changes},
+            )
     except RulesError as exc:
         raise click.ClickException(str(exc)) from None
     where = f"camera {camera} of park {park}" if camera else f"park {park}"

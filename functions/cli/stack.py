@@ -60,6 +60,8 @@ def up(demo: bool, verbose: bool) -> None:
     for name, info in state["components"].items():
         click.echo(f"  {name:<9} {info.get('url') or info.get('port') or info.get('blob_port') or ''}")
     click.echo(f"\nWebhook for SendGrid Inbound Parse (POST):\n  {state['webhook_url']}")
+    click.echo(f"\nPark console:\n  {state['console_url']}\n  sign in with a one-time link: "
+               "trapalert console login-url --user NAME --role admin")
     if state.get("demo"):
         d = state["demo"]
         click.echo(f"\nDemo park '{d['park']}', camera '{d['camera']}' (sender {d['sender']}); "
@@ -97,6 +99,8 @@ def status(as_json: bool) -> None:
         problem = f"  ({info['problem']})" if info.get("problem") else ""
         where = info.get("url") or info.get("port") or info.get("blob_port") or ""
         click.echo(f"{name:<9} {info['state']:<9} {where}{problem}")
+    if st.get("console_url"):
+        click.echo(f"console   {st['console_url']}  (sign in: trapalert console login-url)")
     for q, depth in (st.get("queues") or {}).items():
         click.echo(f"queue {q:<22} {depth}")
     if st.get("leftovers"):

@@ -156,7 +156,12 @@ def decide(state: CameraState, photo: NewPhoto) -> Decision:
     cand_idx = [i for i, d in enumerate(dets) if rules.is_candidate(d.category, d.conf, d.bbox, photo.night)]
     if cand_idx:
         obs = sup.observe(
-            state.boxes, [dets[i] for i in cand_idx], event_id=event_id, at=photo.taken_at, rules=rules
+            state.boxes,
+            [dets[i] for i in cand_idx],
+            event_id=event_id,
+            at=photo.taken_at,
+            rules=rules,
+            image_id=photo.image_id,
         )
         out.boxes_changed, out.newly_suppressed = obs.changed, obs.newly_suppressed
         for j, box in obs.matched.items():

@@ -191,7 +191,12 @@ KEYS: dict[str, Key] = {
         Key("confirm_photos", "weak detections in this many photos of one event confirm each other", "3"),
         Key("confirm_factor", "a detection at this fraction of its threshold is weak (1 = off)", "0.75"),
         Key("update_conf_step", "tell rangers again when the best confidence rises by this much", "0.1"),
-        Key("suppress_after", "a box at the same place in this many events is suppressed (0 = never)", "5"),
+        Key(
+            "suppress_after",
+            "a box at the same place in this many events is proposed (person/vehicle: an operator confirms) "
+            "or suppressed (animal); 0 = never by count",
+            "5",
+        ),
         Key("suppress_iou", "overlap (IoU) that makes two boxes 'the same place' (0.3..1)", "0.8"),
     ]
 }

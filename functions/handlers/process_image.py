@@ -3,7 +3,9 @@ it is (part of) an alert.
 
 Steps, each safe to repeat (delivery is at least once):
 
-1. the image row says what is left to do: ``stored`` -> score; ``scored`` -> only the decision and the
+1. the image row says what is left to do: ``linked`` -> fetch the photo from its link first
+   (functions/inbound/links.py; a transient failure is retried, a permanent one recorded ``failed``);
+   ``stored`` -> score; ``scored`` -> only the decision and the
    outbox (a redelivered message never scores twice); ``failed``/``unsupported``/``rejected`` -> nothing;
 2. download the photo and call the scoring service (functions/adapters/scoring_client.py: retries within a
    bounded budget; a service that stays down raises, so the host retries the message and finally poisons
@@ -14,7 +16,9 @@ Steps, each safe to repeat (delivery is at least once):
    the outbox in the same transaction (functions/adapters/alerts_repo.py);
 4. after the commit, when the decision wrote a SendAlert, flush the camera's outbox scope
    (functions/adapters/outbox.py). If the enqueue fails the message fails, and its retry (which finds the
-   photo decided) flushes it then.
+   photo decided) flushes it then;
+5. the theft and tamper watch of the photo (functions/handlers/camera_health.py ``watch_photo``; decided in
+   functions/domain/watch.py): someone at the camera, or a view that changed, raises a health alert now.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from ..adapters.alerts_repo import AlertsRepository, ImagesRepository, PostgresU
 from ..adapters.scoring_client import ImageScore
 from ..domain.decision import Decision, NewPhoto, decide, local_time_at
 from ..domain.rules import effective_rules
+from ..inbound.links import resolve_link_photo
+from ..inbound.video import is_video
 from ..messages import ProcessImage
 from ..ops import metrics
+from . import camera_health, process_video
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +56,25 @@ class UnitOfWork(Protocol):
     def __exit__(self, *exc) -> bool | None: ...
 
 
-def handle(msg: ProcessImage, svc) -> Decision | None:
+def handle(msg: ProcessImage, svc, lane: str = "live") -> Decision | None:
+    """One photo, live (queue process-image) or uploaded (the bulk lane, ``lane="bulk"``: functions/handlers/
+    batch.py calls this for a BulkImage of purpose "upload"; only the scoring service's lane differs)."""
     images = ImagesRepository(svc.db)
     image = images.image(msg.image_id)
     if image is None:
         raise ImageNotFound(f"image {msg.image_id} is not in the database")
+    if image["status"] == "linked":
+        # a photo given as a link (RidgeTec): fetched and stored first; a transient failure raises (retried)
+        if resolve_link_photo(svc, msg.image_id) != "stored":
+            return None
+        image = images.image(msg.image_id)
     if image["status"] in DONE_STATUSES:
         log.info("image %s is %s: nothing to do", msg.image_id, image["status"])
         return None
+    if is_video(image["content_type"]):  # a video clip: its frames, as one burst (process_video.py)
+        return process_video.handle_clip(msg, svc, image, lane=lane)
     camera_id = image["camera_id"] or msg.camera_id
-    score = None
+    score, data = None, None
     if image["status"] == "stored":
         blob_name = image["blob_name"] or msg.blob_name
         data = svc.storage.get_blob(names.IMAGES_CONTAINER, blob_name)
@@ -66,6 +82,7 @@ def handle(msg: ProcessImage, svc) -> Decision | None:
             data,
             filename=image["filename"] or blob_name.rsplit("/", 1)[-1],
             content_type=image["content_type"] or "image/jpeg",
+            lane=lane,
         )
         if score.permanent_failure:
             if images.mark_failed(msg.image_id, score):
@@ -83,6 +100,8 @@ def handle(msg: ProcessImage, svc) -> Decision | None:
         # only a decision that wrote a SendAlert has one to send; a redelivered message sends what an
         # earlier attempt may have left (the sweeper sends anything else)
         svc.outbox.flush(camera_scope(camera_id))
+    # 5. theft and tamper watch: someone at the camera, the view changed (raised with this photo)
+    camera_health.watch_photo(svc, msg.image_id, camera_id, data)
     return decision
 
 

@@ -438,12 +438,15 @@ def build_notice(
 def _photo(
     svc, alert: dict[str, Any], detections: list[DetectionRef], defer
 ) -> tuple[bytes | None, str | None]:
-    """(annotated JPEG or None, time-limited link to the original or None). Never raises."""
+    """(annotated JPEG or None, time-limited link to the original or None: the clip itself when the best
+    image is a frame of a video clip). Never raises."""
     storage = svc.storage
     url = None
     try:
         url = storage.blob_url(
-            names.IMAGES_CONTAINER, alert["image_blob"], hours=svc.settings.photo_link_hours
+            names.IMAGES_CONTAINER,
+            alert.get("clip_blob") or alert["image_blob"],
+            hours=svc.settings.photo_link_hours,
         )
     except Exception as exc:  # noqa: BLE001 - a link is a nicety; the alert goes out without it
         log.warning("alert %s: no photo link (%s)", alert["id"], exc)

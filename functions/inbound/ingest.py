@@ -4,18 +4,26 @@
 Order of work, and why nothing is lost or doubled:
 1. a body over MAX_EMAIL_BYTES, or a POST that is not a SendGrid form, is recorded ``rejected`` (keyed by the
    sha256 of the body) and answered 200;
-2. the dedupe key (Message-ID, else sha256 of the body) is looked up: a known email changes nothing, except
-   that process-image messages not yet sent (an earlier attempt crashed after the rows) are sent now;
-3. the raw POST goes to ``raw-emails/<sha256>.form`` (deterministic name, written once);
-4. the camera is identified; unknown -> ``quarantined``; a park's SPF/DKIM requirement is honoured;
+2. the brand plugin reads the email (functions/inbound/brands/), and identify.py decides whether it is
+   authentic and which camera each photo is, by the proofs the park trusts; anything else is
+   ``quarantined`` with the reason;
+3. the dedupe key (Message-ID, else sha256 of the body; plus the authenticated camera(s) and the photos'
+   hashes) is looked up: a known email changes nothing, except that process-image messages not yet sent (an
+   earlier attempt crashed after the rows) are sent now. A repeated Message-ID with other photos, or from a
+   sender that is not the camera (a forged Message-ID), is another email: it cannot hide the genuine one;
+4. the raw POST goes to ``raw-emails/<sha256>.form`` (deterministic name, written once);
 5. each attachment is checked (images.py); usable photos go to
-   ``images/<park>/<camera>/<day>/<sha256>.<ext>``;
+   ``images/<park>/<camera>/<day>/<sha256>.<ext>`` of the photo's own camera;
 6. the email row and its image rows are inserted in one transaction (ON CONFLICT on the dedupe key: a
-   concurrent delivery of the same email finds the row and goes to step 2's path);
+   concurrent delivery of the same email finds the row and goes to step 3's path);
 7. one process-image message per stored image, written to the outbox in step 6's transaction and flushed
    to the queue now (functions/adapters/outbox.py).
 Only then is 200 answered. Database or storage unreachable anywhere -> the exception reaches the handler,
 which answers 503, and SendGrid's retry replays these steps, each of which is idempotent.
+
+Health facts: only an email that is authentic and names its camera(s) by a trusted proof moves their
+``last_seen_at``, and only an accepted (or released) email's ``meta`` carries battery/SD/temperature facts
+(functions/adapters/health_repo.py reads those). Quarantined mail never touches either.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -32,15 +40,26 @@ from typing import Any
 
 from .. import names
 from ..adapters.inbound_repo import EmailRecord, ImageRecord, InboundRepository, email_scope
-from ..adapters.parks import ParkRepository, RegistryError
+from ..adapters.parks import ParkRepository, RegistryError, token_hash
 from ..db import DatabaseUnavailable
 from ..statuses import EmailOutcome
 from . import reasons
+from .brands import BrandReading, read_email
 from .camera_status import camera_status
-from .identify import Identification, identify, load_patterns, recipients_of, senders_of
-from .images import blob_name, inspect_image
+from .identify import (
+    Claims,
+    Identification,
+    PhotoClaim,
+    identify,
+    load_patterns,
+    normalize_serial,
+    recipients_of,
+    senders_of,
+)
+from .images import blob_name
 from .parse_sendgrid import InboundEmail, parse_request
 from .reasons import Rejected, with_detail
+from .video import inspect_attachment
 
 log = logging.getLogger(__name__)
 
@@ -103,30 +122,52 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
             reason=with_detail(reasons.TOO_LARGE, f"{len(body)} bytes, limit {settings.max_email_bytes}"),
         )
     try:
-        email = parse_request(body, content_type, max_parts=settings.max_attachments * 2 + 100)
+        email = parse_request(
+            body, content_type, max_parts=settings.max_attachments * 2 + 100, settings=settings
+        )
     except Rejected as exc:
         return _record_unparsed(repo, svc, body, sha, content_type, cid, keep_raw=True, reason=exc.reason)
 
-    key = f"mid:{email.message_id}" if email.message_id else f"sha256:{sha}"
+    reading = _read(email)
+    claims = claims_of(email, reading)
+    bases, tags = recipients_of(email)
+    token_hashes = {token_hash(t) for t in tags[:20]}
+    serials = sorted(
+        {*claims.serials, *(normalize_serial(p.serial) for p in claims.photos if p.serial)} - {""}
+    )
+    parks, cameras = repo.identification_data(bases, senders_of(email), sorted(token_hashes), serials)
+    ident = identify(email, claims, parks, cameras, _patterns(settings.inbound_camera_patterns), token_hashes)
+    _check_cameras(ident)
+
+    key = dedupe_key(email, sha, ident)
     existing = repo.by_dedupe_key(key)
     if existing is not None:
         return _duplicate(repo, svc, existing)
 
     raw_blob = _store_raw(svc, body, sha, content_type, cid, received_at)
     record = _email_record(email, key, cid, raw_blob, len(body), content_type)
+    _redact_tokens(record, [t for t in tags if token_hash(t) in {c.get("token_hash") for c in cameras}])
     images: list[ImageRecord] = []
-
-    parks, cameras = repo.identification_data(recipients_of(email)[0], senders_of(email))
-    ident = identify(email, parks, cameras, _patterns(settings.inbound_camera_patterns))
-    if ident.camera is not None and ident.park is None:
-        ident.park = ident.camera["park_row"]
-    record.meta.update({"identified_by": ident.method, "brand": ident.brand, "ids": ident.ids[:10]})
-    record.meta.update(camera_status(email.subject or "", email.text or ""))
+    record.authenticated_by = list(ident.authenticated_by)
+    record.meta.update(
+        {
+            "brand": ident.brand,
+            "vendor_shared": reading.vendor_shared,
+            "ids": ident.ids[:10],
+            "authentication": ident.auth_detail,
+        }
+    )
+    if reading.notes:
+        record.meta["brand_notes"] = reading.notes[:10]
     if ident.camera is not None:
         record.camera_id, record.park_id = ident.camera["id"], ident.camera["park_id"]
+    elif ident.cameras:
+        record.park_id = ident.cameras[0]["park_id"]
     elif len(parks) == 1:
         record.park_id = parks[0]["id"]
 
+    seen: list[int] = []
+    links: list[dict[str, Any]] = []
     if len(email.attachments) > settings.max_attachments:
         record.status, record.reason = (
             "rejected",
@@ -135,15 +176,23 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
                 f"{len(email.attachments)} attachments, limit {settings.max_attachments}",
             ),
         )
+    elif ident.quarantine_reason:
+        record.status, record.reason = "quarantined", ident.quarantine_reason
     else:
-        quarantine = _quarantine_reason(email, ident)
-        if quarantine:
-            record.status, record.reason = "quarantined", quarantine
-        else:
-            images = process_images(email, ident.camera, ident.park, svc, cid, received_at)
-            record.status, record.reason = _email_status(email, images)
+        record.proofs = list(ident.proofs)
+        seen = [c["id"] for c in ident.cameras]  # authentic and proven: the camera(s) are alive
+        images = process_images(email, _camera_for(ident), svc, cid, received_at)
+        links = _link_photos(reading, ident)  # recorded with the email; process-image fetches them
+        record.status, record.reason = _email_status(email, images)
+        if links and record.status == "rejected" and not any(i.status == "stored" for i in images):
+            record.status, record.reason = "accepted", None
+        if record.status == "accepted":
+            # health facts only from accepted mail: the brand's reading, else the generic status line
+            facts = camera_status(email.subject or "", email.text or "")
+            facts.update(reading.status())
+            record.meta.update(facts)
 
-    email_id, created, _ = repo.record(record, images)
+    email_id, created, _ = repo.record(record, images, seen, links)
     if not created:  # a concurrent delivery of the same email got there first
         return _duplicate(repo, svc, repo.email(email_id))
     queued = svc.outbox.flush(email_scope(email_id)) if record.status == "accepted" else 0
@@ -168,6 +217,8 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
             "status": record.status,
             "reason": record.reason,
             "camera_id": record.camera_id,
+            "proofs": record.proofs,
+            "authenticated_by": record.authenticated_by,
             "images_stored": outcome.images_stored,
             "queued": queued,
         },
@@ -265,21 +316,107 @@ def _store_raw(svc, body: bytes, sha: str, content_type: str | None, cid: str, r
     return name
 
 
-def _quarantine_reason(email: InboundEmail, ident: Identification) -> str | None:
+def _read(email: InboundEmail) -> BrandReading:
+    """The brand plugin's reading; a bug there must not turn the email into a 500 that SendGrid retries for
+    three days: the email is then identified without it (every attachment a photo of the email's camera)."""
+    try:
+        return read_email(email)
+    except Exception as exc:  # noqa: BLE001
+        log.error("camera brands could not read the email: %s: %s", type(exc).__name__, exc)
+        return BrandReading(brand="unreadable", notes=[f"brand reading failed: {type(exc).__name__}"])
+
+
+def claims_of(email: InboundEmail, reading: BrandReading) -> Claims:
+    """What the brand plugin read, as identify.py's claims; every attachment is a photo to attribute."""
+    photos: list[PhotoClaim] = []
+    covered: set[int] = set()
+    for ref in reading.photos:
+        key = ref.attachment_index if ref.attachment_index is not None else ref.url
+        if key is None:
+            continue
+        if ref.attachment_index is not None:
+            covered.add(ref.attachment_index)
+        photos.append(PhotoClaim(key, ref.camera_id, ref.serial))
+    photos += [PhotoClaim(a.index) for a in email.attachments if a.index not in covered]
+    serials = [normalize_serial(reading.serial)] if reading.serial else []
+    return Claims(
+        brand=reading.brand,
+        vendor_shared=bool(reading.vendor_shared),
+        camera_id=reading.camera_id,
+        serials=[s for s in dict.fromkeys(serials) if s],
+        photos=photos,
+    )
+
+
+def _redact_tokens(record: EmailRecord, tokens: list[str]) -> None:
+    """Camera tokens are secrets: the recorded addresses say ``+<token>`` instead (the raw POST in Blob
+    Storage keeps the email as received)."""
+    for token in tokens:
+        rx = re.compile(r"\+" + re.escape(token) + "@", re.IGNORECASE)
+        record.to_address = rx.sub("+<token>@", record.to_address or "") or record.to_address
+        record.meta["recipients"] = [rx.sub("+<token>@", r) for r in record.meta.get("recipients") or []]
+
+
+def _link_photos(reading: BrandReading, ident: Identification) -> list[dict[str, Any]]:
+    """The photos given by link, each with its camera (functions/adapters/link_photos_repo.py)."""
+    out = []
+    for ref in reading.photos:
+        if ref.attachment_index is not None or not ref.url:
+            continue
+        camera = ident.camera_of(ref.url).camera
+        if camera is None:  # identify.py quarantines an email with an unattributed photo
+            raise ValueError(f"photo {ref.url} has no camera")
+        out.append(
+            {
+                "camera_id": camera["id"],
+                "url": ref.url,
+                "filename": ref.filename,
+                "taken_at": ref.taken_at,
+                "tz": ref.tz,
+                "brand": reading.brand,
+            }
+        )
+    return out
+
+
+def _check_cameras(ident: Identification) -> None:
+    """A camera marked inactive receives nothing (its mail is quarantined for a person to look at)."""
     if ident.quarantine_reason:
-        return ident.quarantine_reason
-    park, camera = ident.park or {}, ident.camera or {}
-    if park.get("require_spf_pass") and not email.spf_pass:
-        return with_detail(
-            reasons.SPF_REQUIRED, f"park {park.get('slug')} requires SPF pass; got {email.spf!r}"
-        )
-    if park.get("require_dkim_pass") and not email.dkim_pass:
-        return with_detail(
-            reasons.DKIM_REQUIRED, f"park {park.get('slug')} requires DKIM pass; got {email.dkim!r}"
-        )
-    if camera.get("active") is False:
-        return with_detail(reasons.CAMERA_INACTIVE, f"camera {camera.get('name')} is inactive")
-    return None
+        return
+    for camera in ident.cameras:
+        if camera.get("active") is False:
+            ident.quarantine_reason = with_detail(
+                reasons.CAMERA_INACTIVE, f"camera {camera.get('name')} is inactive"
+            )
+            return
+
+
+def dedupe_key(email: InboundEmail, body_sha: str, ident: Identification) -> str:
+    """Message-ID (else the body's sha256) + the authenticated camera(s) + the photos' hashes.
+
+    A SendGrid retry of the same email gives the same key. Another email with the same Message-ID, whether
+    it carries other photos or comes from a sender that is not the camera (``cam:-``: not authenticated or
+    not proven), gets another key: a forged Message-ID cannot hide the camera's genuine email."""
+    base = f"mid:{email.message_id[:400]}" if email.message_id else f"sha256:{body_sha}"
+    proven = ident.quarantine_reason is None and ident.cameras
+    cams = ",".join(str(i) for i in sorted(c["id"] for c in ident.cameras)) if proven else "-"
+    hashes = sorted(hashlib.sha256(a.data).hexdigest() for a in email.attachments)
+    hashes += sorted(str(k) for k in ident.photos if isinstance(k, str))  # photos given by link
+    photos = hashlib.sha256("\n".join(hashes).encode()).hexdigest()[:32] if hashes else "none"
+    return f"{base}|cam:{cams}|photos:{photos}"
+
+
+CameraFor = Callable[[int], tuple[dict | None, dict | None, list[str]]]
+
+
+def _camera_for(ident: Identification) -> CameraFor:
+    def camera_for(index: int) -> tuple[dict | None, dict | None, list[str]]:
+        photo = ident.camera_of(index)
+        camera = photo.camera
+        park = (camera or {}).get("park_row") or ident.park
+        return camera, park, list(photo.proofs)
+
+    return camera_for
 
 
 def _email_status(email: InboundEmail, images: list[ImageRecord]) -> tuple[str, str | None]:
@@ -292,16 +429,22 @@ def _email_status(email: InboundEmail, images: list[ImageRecord]) -> tuple[str, 
 
 
 def process_images(
-    email: InboundEmail, camera: dict, park: dict, svc, cid: str, received_at: datetime
+    email: InboundEmail, camera_for: CameraFor, svc, cid: str, received_at: datetime
 ) -> list[ImageRecord]:
-    """Check every attachment as a photo of ``camera``; store the usable ones in Blob Storage."""
-    tz = camera.get("effective_timezone") or camera.get("timezone") or park.get("timezone")
+    """Check every attachment as a photo of its camera (``camera_for(index)``: camera, park, proofs); store
+    the usable ones in Blob Storage under that camera."""
     out = []
     for att in email.attachments:
-        check = inspect_image(
+        camera, park, proofs = camera_for(att.index)
+        if camera is None or park is None:  # identify.py attributes every attachment of an accepted email
+            raise ValueError(f"attachment {att.index} has no camera")
+        tz = camera.get("effective_timezone") or camera.get("timezone") or park.get("timezone")
+        check = inspect_attachment(  # a photo, or a video clip (video.py)
             att.data,
             declared_type=att.content_type,
+            filename=att.filename,
             max_pixels=svc.settings.max_image_pixels,
+            video_max_bytes=svc.settings.video_max_bytes,
             tz=tz,
             email_date=email.date,
             received_at=received_at,
@@ -350,6 +493,7 @@ def process_images(
                 gps_longitude=check.gps_longitude,
                 orientation=check.orientation,
                 reason=reason,
+                proofs=proofs,
             )
         )
     return out
@@ -381,7 +525,7 @@ def release(email_id: int, camera_ref: str, park_ref: str | None, svc) -> Outcom
         body, (row["meta"] or {}).get("content_type"), max_parts=svc.settings.max_attachments * 2 + 100
     )
     cid = str(row["correlation_id"])
-    images = process_images(email, camera, park, svc, cid, row["received_at"])
+    images = process_images(email, lambda _i: (camera, park, []), svc, cid, row["received_at"])
     status, reason = _email_status(email, images)
     reason = reason if status != "accepted" else None
     repo.release(

@@ -521,6 +521,7 @@ class Stack:
 
         key = values.get("TRAPALERT_LOCAL_FUNCTION_KEY", "")
         state["webhook_url"] = f"http://127.0.0.1:{host_port}/api/{names.INBOUND_ROUTE}?code={key}"
+        state["console_url"] = f"http://127.0.0.1:{host_port}/api/console/map"  # sign in: console login-url
         state["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
         state["startup_s"] = round(time.perf_counter() - started, 2)
         state["phase"] = "ready"
@@ -641,7 +642,8 @@ class Stack:
             if holder:
                 out["in_progress"] = holder
             return out
-        out = {"running": True, "webhook_url": state.get("webhook_url"), "components": {},
+        out = {"running": True, "webhook_url": state.get("webhook_url"),
+               "console_url": state.get("console_url"), "components": {},
                "logs": str(self.logs)}
         for name, info in state.get("components", {}).items():
             entry = dict(info)

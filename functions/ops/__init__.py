@@ -1,4 +1,6 @@
-"""Operations: poison records (list, replay, purge), ops notifications, status, metrics and the ops page.
+"""Operations: poison records (list, replay, purge), ops notifications, status, metrics and the ops sections
+of the park console's admin page (functions/ops/page.py).
 
-The CLI (functions/cli/poison.py) and the admin HTTP API (functions/ops/api.py) share this logic.
+The CLI (functions/cli/poison.py), the console (functions/console/, people) and the JSON admin API
+(functions/ops/api.py, master key, automation) share this logic.
 """

@@ -1,7 +1,8 @@
-"""The admin HTTP API and the ops page (function_app.py routes ``ops`` and ``ops/{*path}``, auth level
-ADMIN: the master key in ``?code=`` or the ``x-functions-key`` header; the host checks it before we run).
+"""The admin JSON API, for automation only (function_app.py route ``ops/{*path}``, auth level ADMIN: the
+master key in the ``x-functions-key`` header or ``?code=``; the host checks it before we run). No person is
+given the master key: people use the ops page of the park console (``/api/console/ops``, admin role, signed
+in through Entra ID or a one-time link, every replay audited; functions/console/, docs/operations.md).
 
-    GET  /api/ops                               the ops page (HTML)
     GET  /api/ops/status                        queue depths, poison counts, camera health
     GET  /api/ops/poison?queue=&status=&limit=  poison records (no bodies)
     GET  /api/ops/poison/{id}                   one record with its body and failures
@@ -35,7 +36,6 @@ from ..db import DatabaseUnavailable
 from ..names import IMAGES_CONTAINER
 from . import deliveries as ops_deliveries
 from . import poison as ops_poison
-from .page import render_page
 from .status import status
 
 log = logging.getLogger(__name__)
@@ -80,19 +80,6 @@ def _int_param(req: func.HttpRequest, name: str, default: int) -> int:
         raise ops_poison.PoisonError(f"{name} must be an integer") from None
 
 
-def page(req: func.HttpRequest, svc) -> func.HttpResponse:
-    try:
-        body, nonce = render_page(svc)
-    except (DatabaseUnavailable, StorageUnavailable) as exc:
-        return func.HttpResponse(f"ops page unavailable: {exc}", status_code=503, mimetype="text/plain")
-    headers = dict(_SECURITY_HEADERS)
-    headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self'; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
-    return func.HttpResponse(body, status_code=200, mimetype="text/html", charset="utf-8", headers=headers)
-
-
 _ROUTES: list[tuple[str, re.Pattern, str]] = [
     ("GET", re.compile(r"^status$"), "get_status"),
     ("GET", re.compile(r"^poison$"), "list_poison"),
@@ -125,6 +112,8 @@ def handle(req: func.HttpRequest, svc) -> func.HttpResponse:
                     return error(f"unavailable: {exc}", 503)
     if allowed:
         return func.HttpResponse(status_code=405, headers={"Allow": ", ".join(allowed)})
+    if not path:  # the old page's address
+        return error("no ops page here: people use the park console's ops page (/api/console/ops)", 404)
     return error(f"no ops route {path!r}", 404)
 
 

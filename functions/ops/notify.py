@@ -20,10 +20,12 @@ import logging
 from typing import Any
 
 from ..adapters.ops_repo import OpsRepository
+from ..console.urls import ops_page_url
 from ..notify.base import AlertNotice, Channel, EnvSecrets, ParkRef, close_notifier
 from ..notify.compose import ops_notice
 from ..notify.registry import build_notifier
 from ..notify.safety import park_secret_names
+from ..settings import get_settings
 from . import metrics
 
 log = logging.getLogger(__name__)
@@ -76,11 +78,21 @@ def _send(channel: dict[str, Any], notice: AlertNotice, secrets=None) -> None:
         close_notifier(notifier)
 
 
+def _public_base_url() -> str:
+    """PUBLIC_BASE_URL of this process ("" when the settings cannot be read: the link is then relative)."""
+    try:
+        return get_settings().public_base_url
+    except Exception as exc:  # noqa: BLE001 - the notice matters more than its link
+        log.warning("ops notice without a console link: %s", exc)
+        return ""
+
+
 def notify_channel_failed(
-    db, channel, error: str, fix: str, correlation_id: str, *, secrets=None, base_url: str = ""
+    db, channel, error: str, fix: str, correlation_id: str, *, secrets=None, base_url: str | None = None
 ) -> bool:
     """Tell the ops channels of ``channel``'s park that it failed permanently (the caller makes it once per
-    failing channel). True when at least one ops channel got it. Never raises."""
+    failing channel). True when at least one ops channel got it. Never raises. The notice links to the
+    console's ops page at ``base_url`` (default: PUBLIC_BASE_URL)."""
     try:
         channels = OpsRepository(db).ops_channels([channel.park_id])
     except Exception as exc:  # noqa: BLE001
@@ -96,7 +108,7 @@ def notify_channel_failed(
             f"Waiting alerts: `trapalert deliveries list --channel {channel.name}`.",
             ref_id=int(channel.id),
             correlation_id=correlation_id,
-            ops_url=f"{base_url.rstrip('/')}/api/ops",
+            ops_url=ops_page_url(_public_base_url() if base_url is None else base_url),
         )
         try:
             _send(ch, notice, secrets)
@@ -154,7 +166,7 @@ def notify_poisoned(svc, record: dict[str, Any], *, secrets=None) -> dict[str, i
             summary="\n".join(lines),
             ref_id=int(record.get("id") or 0),
             correlation_id=str(record.get("correlation_id") or ""),
-            ops_url=f"{base}/api/ops",
+            ops_url=ops_page_url(base),
         )
         try:
             _send(ch, notice, secrets)
@@ -206,7 +218,7 @@ def flush_digest(svc, *, secrets=None) -> dict[str, int]:
             ),
             ref_id=0,
             correlation_id="",
-            ops_url=f"{base}/api/ops",
+            ops_url=ops_page_url(base),
         )
         try:
             _send(ch, notice, secrets)

@@ -1,15 +1,14 @@
-"""The ops page: one server-rendered HTML page (every value escaped with html.escape) with a little JavaScript
-for the Replay buttons and the thumbnails. Works on a phone (viewport meta, tables scroll sideways).
+"""The ops sections of the park console's admin page (``/api/console/ops``, admin role; functions/console/):
+server-rendered HTML, every value escaped with html.escape.
 
-The admin key: open ``/api/ops?code=<master key>``. The page's script reads ``code`` from its own URL and
-sends it as the ``x-functions-key`` header on API calls (and as ``?code=`` on thumbnail URLs, which an <img>
-cannot send as a header). The page sends ``Referrer-Policy: no-referrer`` so the key never leaks to another
-site; in production put Entra ID authentication (Easy Auth) in front and keep the key out of URLs.
+:func:`render_body` gives queues, poisoned messages (with their Replay buttons), refused deliveries, last
+alerts, cameras and quarantined emails; the console wraps them in its page, and its script replays through the
+console API with the admin's session and CSRF token (each replay audited). No master key is ever in a
+browser: the key-protected JSON API (functions/ops/api.py) is for automation only.
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -42,10 +41,10 @@ def _table(headers: list[str], rows: list[str], empty: str, table_id: str) -> st
     )
 
 
-def render_page(svc) -> tuple[str, str]:
-    """The page's HTML and the CSP nonce of its inline script and style."""
+def render_body(svc) -> str:
+    """The sections of the ops page (queues, poisoned messages, refused deliveries, alerts, cameras,
+    quarantined emails) as escaped HTML: the console's admin page (functions/console/) shows them."""
     db = svc.db
-    nonce = secrets.token_urlsafe(16)
     depths = queue_depths(svc.storage)
     counts = ops_poison.counts(db)
     records = ops_poison.list_records(db, limit=50)
@@ -82,7 +81,7 @@ def render_page(svc) -> tuple[str, str]:
         )
         poison_rows.append(
             f'<tr id="poison-{_e(r["id"])}" data-id="{_e(r["id"])}"><td>{_e(r["id"])}</td>'
-            f'<td>{_e(r["queue"])}</td>'
+            f"<td>{_e(r['queue'])}</td>"
             f'<td class="status">{_e(r["status"])}</td><td>{_e(r["recorded_at"])}</td>'
             f'<td>{_e(r["dequeue_count"])}</td><td class="err">{_e(r["last_error"])}</td>'
             f'<td class="mono">{_e(r["correlation_id"])}</td><td>{button}</td></tr>'
@@ -124,37 +123,12 @@ def render_page(svc) -> tuple[str, str]:
 
     refused_rows = [
         f'<tr class="bad"><td>{_e(d["park"])}</td><td>{_e(d["channel"])} ({_e(d["kind"])})</td>'
-        f'<td>{_e(d["alert_id"])} v{_e(d["version"])}</td><td>{_e(d["failed_at"])}</td>'
+        f"<td>{_e(d['alert_id'])} v{_e(d['version'])}</td><td>{_e(d['failed_at'])}</td>"
         f'<td class="err">{_e(d["error"])}</td><td class="err">{_e(d["fix"])}</td></tr>'
         for d in refused
     ]
 
-    now = datetime.now(UTC)
-    html = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>TrapAlert ops</title>
-<style nonce="{nonce}">
-body {{ font: 15px/1.4 system-ui, sans-serif; margin: 0 auto; padding: 0.75rem; max-width: 1200px;
-        color: #222; }}
-h1 {{ font-size: 1.3rem; }} h2 {{ font-size: 1.1rem; margin-top: 1.5rem; }}
-h3 {{ margin: 0 0 .3rem; font-size: 1rem; }}
-.cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: .5rem; }}
-.card {{ border: 1px solid #ccc; border-radius: 6px; padding: .5rem .75rem; }} .card p {{ margin: .2rem 0; }}
-.bad {{ border-color: #c00; background: #fff3f3; }}
-.scroll {{ overflow-x: auto; }} table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .3rem .4rem; text-align: left; vertical-align: top; }}
-td.err {{ max-width: 28rem; overflow-wrap: anywhere; }} .mono {{ font-family: monospace; font-size: .8rem; }}
-ul {{ margin: 0; padding-left: 1rem; }} .dl-failed {{ color: #c00; }} .dl-delivered {{ color: #070; }}
-button {{ font-size: 1rem; padding: .35rem .8rem; }} #message {{ min-height: 1.2rem; font-weight: bold; }}
-img {{ max-width: 40vw; height: auto; }}
-</style></head>
-<body>
-<h1>TrapAlert ops</h1>
-<p>Generated {_e(now)} &middot; <a id="refresh" href="#">refresh</a></p>
-<p id="message" role="status"></p>
-<h2>Queues</h2><div class="cards" id="queues">{"".join(queue_cards)}</div>
+    return f"""<h2>Queues</h2><div class="cards" id="queues">{"".join(queue_cards)}</div>
 <h2>Poisoned messages</h2>
 <p><button id="replay-all">Replay all poisoned</button></p>
 {
@@ -194,63 +168,4 @@ img {{ max-width: 40vw; height: auto; }}
             "quarantined",
         )
     }
-<script nonce="{nonce}">
-(function () {{
-  "use strict";
-  var key = new URLSearchParams(location.search).get("code") || "";
-  var base = location.pathname.replace(/\\/ops\\/?$/, "");
-  var message = document.getElementById("message");
-  function say(text) {{ message.textContent = text; }}
-  function call(method, path) {{
-    return fetch(base + "/ops/" + path, {{ method: method, headers: {{ "x-functions-key": key }},
-                                           credentials: "omit", cache: "no-store" }})
-      .then(function (r) {{
-        return r.json().catch(function () {{ return {{}}; }}).then(function (body) {{
-          if (!r.ok) {{ throw new Error(body.error || ("HTTP " + r.status)); }}
-          return body;
-        }});
-      }});
-  }}
-  function markReplayed(item) {{
-    var row = document.getElementById("poison-" + item.id);
-    if (!row) {{ return; }}
-    row.querySelector(".status").textContent = "replayed";
-    var b = row.querySelector("button.replay");
-    if (b) {{ b.remove(); }}
-  }}
-  document.querySelectorAll("button.replay").forEach(function (button) {{
-    button.addEventListener("click", function () {{
-      var id = button.getAttribute("data-id");
-      button.disabled = true;
-      say("Replaying " + id + "...");
-      call("POST", "poison/" + encodeURIComponent(id) + "/replay").then(function (res) {{
-        (res.replayed || []).forEach(markReplayed);
-        (res.skipped || []).forEach(function (s) {{
-          var row = document.getElementById("poison-" + s.id);
-          if (row) {{ row.querySelector(".status").textContent = s.status; }}
-        }});
-        say(res.replayed && res.replayed.length ? "Replayed " + id + " onto " + res.replayed[0].queue +
-            " as message " + res.replayed[0].replay_message_id : "Not replayed: " +
-            ((res.skipped && res.skipped[0] && res.skipped[0].reason) || "nothing to do"));
-      }}).catch(function (err) {{ button.disabled = false; say("Replay failed: " + err.message); }});
-    }});
-  }});
-  document.getElementById("replay-all").addEventListener("click", function () {{
-    if (!window.confirm("Replay every poisoned message?")) {{ return; }}
-    call("POST", "poison/replay-all").then(function (res) {{
-      (res.replayed || []).forEach(markReplayed);
-      say("Replayed " + (res.replayed || []).length + ", failed " + (res.failed || []).length);
-    }}).catch(function (err) {{ say("Replay failed: " + err.message); }});
-  }});
-  document.querySelectorAll("img[data-thumb]").forEach(function (img) {{
-    img.src = base + "/ops/images/" + encodeURIComponent(img.getAttribute("data-thumb")) +
-              "/thumbnail?code=" + encodeURIComponent(key);
-  }});
-  document.getElementById("refresh").addEventListener("click", function (ev) {{
-    ev.preventDefault(); location.reload();
-  }});
-}})();
-</script>
-</body></html>
 """
-    return html, nonce

@@ -20,6 +20,13 @@ param subnetId string
 @description('Base URL of the scoring service (internal to the VNet).')
 param scoringUrl string
 
+// The park console (functions/console/, docs/console.md): people sign in with Microsoft Entra ID through App
+// Service authentication (Easy Auth). The app registration (client id below) defines the app roles viewer,
+// ranger, operator, admin (infra/console-app-roles.json); users and groups are assigned to them in its
+// enterprise application. Empty: no Easy Auth, the console only takes one-time links (break-glass).
+@description('Client id of the console\'s Entra app registration (empty: Easy Auth off).')
+param consoleClientId string = ''
+
 @description('App settings that hold secrets: each becomes a Key Vault reference to the secret of the same name (lower case, - for _).')
 param secretSettingNames array
 
@@ -188,6 +195,8 @@ var plainSettings = {
   // the role and no password); connections per instance from the connection budget.
   DATABASE_AUTH: 'entra'
   DATABASE_POOL_MAX: string(databasePoolMax)
+  // the console trusts X-MS-CLIENT-PRINCIPAL only with this and the platform's WEBSITE_AUTH_ENABLED=True
+  CONSOLE_AUTH: empty(consoleClientId) ? 'links' : 'easyauth'
 }
 
 // Settings with secrets: Key Vault references only.

@@ -121,7 +121,7 @@ def test_postgresql_stopped_for_2_minutes_during_a_burst(pipeline, postgres):
     )
 
 
-OPS_SECRET_SETTING, OPS_SECRET = "E2E_OPS_HOOK_SECRET", "e2e-ops-secret"
+OPS_SECRET_SETTING, OPS_SECRET = "CHANNEL_SECRET_E2E_OPS_HOOK_SECRET", "e2e-ops-secret"
 
 
 @pytest.fixture
@@ -137,8 +137,19 @@ def test_a_token_revoked_mid_burst_is_told_once_then_redelivered_by_the_command(
     pipe.db.execute(
         "INSERT INTO channels (park_id, name, kind, purpose, config) "
         "VALUES (%s, 'e2e-ops', 'webhook', 'ops', %s)",
-        (pipe.park_id, json.dumps({"url": ops_hook.url, "secret_setting": OPS_SECRET_SETTING})),
+        (
+            pipe.park_id,
+            json.dumps(
+                {
+                    "url": ops_hook.url,
+                    "secret_setting": OPS_SECRET_SETTING,
+                    "allow_http": True,
+                    "allow_private_network": True,
+                }
+            ),
+        ),
     )
+
     def bursts(cameras):  # one email of 3 photos per camera: one alert each
         return [pipe.build_email(pipe.photos(3, start=T0, step_s=2), cam) for cam in cameras]
 
@@ -160,7 +171,7 @@ def test_a_token_revoked_mid_burst_is_told_once_then_redelivered_by_the_command(
     time.sleep(2)
     assert len(ops_hook.deliveries) == 1, [d["notice"]["title"] for d in ops_hook.deliveries]
     notice = ops_hook.deliveries[0]["notice"]
-    assert "e2e-er" in notice["title"] and "E2E_ER_TOKEN" in notice["summary"]
+    assert "e2e-er" in notice["title"] and "CHANNEL_SECRET_E2E_ER_TOKEN" in notice["summary"]
     assert (
         pipe.count("SELECT count(*) AS n FROM message_failures WHERE queue = 'send-alert'") == 0
     )  # not retried

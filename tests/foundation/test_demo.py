@@ -43,7 +43,7 @@ def test_the_demo_channel_goes_through_the_channel_validation(clean_db, tmp_path
     """A config the email adapter refuses is refused for the demo too (no raw INSERT around the checks)."""
     import functions.adapters.channels as channels
 
-    def refuse(channel):
+    def refuse(channel, **_):
         raise ChannelError(f"refused {channel.name}")
 
     monkeypatch.setattr(channels, "check_channel", refuse)

@@ -42,6 +42,8 @@ def check_values(table: str, column: str) -> set[str]:
         (statuses.SuppressionStatus, "suppressions", "status"),
         (statuses.HealthCondition, "camera_health", "condition"),
         (statuses.HealthStatus, "camera_health", "status"),
+        (statuses.FeedbackVerdict, "feedback", "verdict"),
+        (statuses.AuditVia, "audit_log", "via"),
     ],
 )
 def test_literal_matches_the_check_constraint(literal, table, column):

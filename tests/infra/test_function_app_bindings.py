@@ -82,6 +82,20 @@ def test_inbound_route_is_served(functions_metadata):
     assert names.INBOUND_ROUTE in routes
 
 
+def test_the_master_key_guards_only_the_json_admin_api(functions_metadata):
+    """No page for people behind the master key: they use the console's ops page (admin role, issue 14);
+    the key is for the JSON admin API that automation calls."""
+    admin_routes = {
+        b.get("route")
+        for f in functions_metadata
+        for b in f["bindings"]
+        if b.get("type") == "httpTrigger" and str(b.get("authLevel")).upper().endswith("ADMIN")
+    }
+    assert admin_routes == {"ops/{*path}"}
+    functions = {f["name"] for f in functions_metadata}
+    assert "ops-page" not in functions and {"ops-api", "console"} <= functions
+
+
 def test_always_ready_names_are_real_functions(functions_metadata, parameters):
     functions = {f["name"] for f in functions_metadata}
     for env in ("dev", "prod"):

@@ -88,7 +88,7 @@ def test_a_health_alert_names_its_condition():
 
 def test_ops_and_test_notices():
     park = ParkRef(id=1, slug="k", name="Kruger")
-    ops = ops_notice(park, title="T", summary="S", ref_id=5, correlation_id="c", ops_url="https://x/api/ops")
+    ops = ops_notice(park, title="T", summary="S", ref_id=5, correlation_id="c", ops_url="https://x/api/console/ops")
     assert (ops.kind, ops.camera.name, ops.image_count, ops.photo_jpeg) == (
         "ops",
         "TrapAlert pipeline",

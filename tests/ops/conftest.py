@@ -1,11 +1,13 @@
 """Fixtures of the ops tests: a park with an ops channel (a fake webhook receiver), a host running the real
-function_app.py plus a drill queue (tests/ops/drill_app), and helpers to read the database."""
+function_app.py plus a drill queue (tests/ops/drill_app), helpers to read the database, and a console
+session over HTTP (people reach the ops page through the park console, never with the master key)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.webhook import FakeWebhookReceiver
@@ -86,3 +88,27 @@ def drill_host(host_factory, clean_queues, drill_queues, drill_hook, ops_channel
 
 def poison_rows(db, queue: str = DRILL_QUEUE) -> list[dict]:
     return db.fetchall("SELECT * FROM poison_records WHERE queue = %s ORDER BY id", (queue,))
+
+
+def console_session(host, db, role: str, user: str | None = None) -> httpx.Client:
+    """An HTTP client signed in to ``host``'s park console through a fresh one-time link (as a browser does:
+    the sign-in page sets the CSRF cookie, the token is POSTed with it and the console's Origin). Changes
+    sent with :func:`console_post` carry the CSRF token."""
+    from functions.adapters.console_repo import ConsoleRepository
+    from functions.console.auth import CSRF_COOKIE, SESSION_COOKIE, new_token
+
+    token = new_token()
+    ConsoleRepository(db).add_link(token, user or f"{role}-user", role, 300, created_by="test")
+    client = httpx.Client(base_url=f"{host.url}/api/console/", timeout=10)
+    assert client.get("login").status_code == 200 and client.cookies.get(CSRF_COOKIE)
+    signed = console_post(client, host, "login", {"token": token})
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["role"] == role and client.cookies.get(SESSION_COOKIE)
+    return client
+
+
+def console_post(client: httpx.Client, host, path: str, body: dict | None = None) -> httpx.Response:
+    from functions.console.auth import CSRF_COOKIE
+
+    headers = {"origin": host.url, "x-csrf-token": client.cookies.get(CSRF_COOKIE) or ""}
+    return client.post(path, json=body or {}, headers=headers)

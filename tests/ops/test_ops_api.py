@@ -1,5 +1,6 @@
-"""Admin HTTP API and ops page through the real host: master key required, JSON endpoints, escaping,
-thumbnails."""
+"""The admin JSON API (for automation) through the real host: master key required, JSON endpoints,
+thumbnails; no HTML page behind the key any more: people use the console's ops page (admin role), whose
+escaping and headers are checked here through the same host."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from functions import names
+from tests.ops.conftest import console_session
 from tests.support.host import FUNCTION_KEY, MASTER_KEY
 
 ADMIN = {"x-functions-key": MASTER_KEY}
@@ -29,7 +31,6 @@ def host(host_factory, clean_db, clean_queues):
 
 
 ROUTES = [
-    ("GET", "ops"),
     ("GET", "ops/status"),
     ("GET", "ops/poison"),
     ("GET", "ops/poison/1"),
@@ -91,7 +92,8 @@ def test_api_endpoints(host, db, storage):
     first = httpx.post(host.api(f"ops/poison/{rid}/replay"), headers=ADMIN).json()
     assert first["replayed"][0]["queue"] == "ops-api-parked"
     assert [(m.id, m.content) for m in parked.peek_messages(max_messages=32)] == [
-        (first["replayed"][0]["replay_message_id"], body_text)]
+        (first["replayed"][0]["replay_message_id"], body_text)
+    ]
     second = httpx.post(host.api(f"ops/poison/{rid}/replay"), headers=ADMIN).json()
     assert second["replayed"] == [] and second["skipped"][0]["status"] == "replayed"
     assert httpx.post(host.api("ops/poison/replay-all"), headers=ADMIN).json()["replayed"] == []
@@ -103,7 +105,7 @@ def test_api_endpoints(host, db, storage):
     }
 
 
-def test_page_escapes_values_and_serves_thumbnails(host, db, storage):
+def test_console_ops_page_escapes_values_and_the_api_serves_thumbnails(host, db, storage):
     park = db.fetchone("INSERT INTO parks (slug, name) VALUES ('park-p', 'P') RETURNING id")["id"]
     cam = db.fetchone(
         "INSERT INTO cameras (park_id, name, last_seen_at) VALUES (%s, %s, now()) RETURNING id",
@@ -139,18 +141,35 @@ def test_page_escapes_values_and_serves_thumbnails(host, db, storage):
         (alert, channel),
     )
 
-    page = httpx.get(host.api("ops") + f"?code={MASTER_KEY}")
+    # the master key opens no page any more
+    old = httpx.get(host.api("ops"), headers=ADMIN)
+    assert old.status_code == 404 and "html" not in old.headers.get("content-type", "")
+
+    page = console_session(host, db, "admin").get("ops")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
     assert '<meta name="viewport"' in html
     assert "<script>alert" not in html and "&lt;script&gt;alert(&quot;cam&quot;)&lt;/script&gt;" in html
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "rangers (earthranger): delivered v1" in html and f'data-thumb="{image}"' in html
+    assert MASTER_KEY not in html and FUNCTION_KEY not in html
     csp = page.headers["content-security-policy"]
-    assert "script-src 'nonce-" in csp and "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert page.headers["referrer-policy"] == "no-referrer"
 
     thumb = httpx.get(host.api(f"ops/images/{image}/thumbnail"), headers=ADMIN)
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(thumb.content)).size) == 320
     assert httpx.get(host.api("ops/images/999999/thumbnail"), headers=ADMIN).status_code == 404
+
+
+def test_the_old_page_address_points_people_to_the_console():
+    """Where the host hands an empty path to the catch-all route (ASP.NET lets ``ops/{*path}`` match
+    ``ops``), the API answers JSON, not a page."""
+    import azure.functions as func
+
+    from functions.ops import api
+
+    resp = api.handle(func.HttpRequest("GET", "https://x/api/ops", body=b"", route_params={"path": ""}), None)
+    assert resp.status_code == 404 and resp.mimetype == "application/json"
+    assert "/api/console/ops" in json.loads(resp.get_body())["error"]

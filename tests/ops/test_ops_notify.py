@@ -34,15 +34,20 @@ def _poisoned(svc, n: int, park_id: int | None = None, queue: str = "send-alert-
 def test_rate_limit_digest_and_retry(app_settings, clean_db, ops_channel, ops_hook, monkeypatch):
     monkeypatch.setenv("OPS_NOTIFY_INTERVAL_S", "1")
     monkeypatch.setenv(OPS_SECRET_SETTING, OPS_SECRET)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://trapalert-x.azurewebsites.net/")
     from functions.bootstrap import services
 
     svc = services()
     ids = _poisoned(svc, 3)
     assert all(ids) and len(ops_hook.deliveries) == 1
+    # the notice links to the console's ops page (admin sign-in), never to a key-protected address
+    console_ops = "https://trapalert-x.azurewebsites.net/api/console/ops"
+    assert ops_hook.deliveries[0]["notice"]["ops_url"] == console_ops
     assert flush_digest(svc) == {"sent": 0, "failed": 0}  # interval not over yet
     time.sleep(1.1)
     assert flush_digest(svc)["sent"] == 1
     assert "2 more messages poisoned" in ops_hook.deliveries[1]["notice"]["title"]
+    assert ops_hook.deliveries[1]["notice"]["ops_url"] == console_ops
     assert flush_digest(svc)["sent"] == 0  # nothing left to summarize
 
     # The ops channel is down: the notification is counted back, the next one (after the interval) tells it.

@@ -62,6 +62,7 @@ def test_storm_notifies_ops_once_and_replay_all_delivers_exactly_once(
     assert ops_hook.deliveries[0]["event"] == "alert.ops"
     assert notice["kind"] == "ops" and DRILL_QUEUE in notice["title"]
     assert "trapalert poison replay --all" in notice["summary"]
+    assert notice["ops_url"].endswith("/api/console/ops")  # the console's admin page, never a key
     state = db.fetchone("SELECT * FROM ops_notify_state")
     assert state["suppressed"] == n - 1 and state["suppressed_queues"] == [DRILL_QUEUE]
 

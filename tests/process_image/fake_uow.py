@@ -5,7 +5,7 @@ suppression are tested with no database. A unit of work that raises is rolled ba
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,18 +150,8 @@ class FakeAlertsRepository:
         for box in d.boxes_changed:
             last = event_id if box.last_event_id == NEW else box.last_event_id
             bid = box.id if box.id is not None else t.next_id("boxes")
-            t.boxes[bid] = StaticBox(
-                bid,
-                box.category,
-                box.bbox,
-                box.event_count,
-                last,
-                box.status,
-                box.max_conf,
-                box.first_seen_at,
-                box.last_seen_at,
-                box.reason,
-            )
+            evidence = tuple(replace(e, event_id=event_id) if e.event_id == NEW else e for e in box.evidence)
+            t.boxes[bid] = replace(box, id=bid, last_event_id=last, evidence=evidence)
             t.box_camera[bid] = state.camera.id
             box_ids[id(box)] = bid
         for i, box in d.suppressed.items():

@@ -130,18 +130,34 @@ def test_a_new_category_is_worth_telling_a_higher_confidence_too_but_not_more_of
     assert [s[1:] for s in sends(uow)] == [(1, "new"), (2, "update"), (3, "update")]
 
 
-def test_a_static_box_is_suppressed_after_n_events_and_then_never_alerts(uow):
-    uow.tables.park_rules = {"cooldown_s": 0, "suppress_after": 3}
-    stump = person(0.9, (0.5, 0.5, 0.1, 0.2))
+def test_an_animal_box_is_suppressed_after_n_events_and_then_never_alerts(uow):
+    uow.tables.park_rules = {"cooldown_s": 0, "suppress_after": 3, "categories": "person,vehicle,animal"}
+    stump = score(("1", 0.9, (0.5, 0.5, 0.1, 0.2)))
     opened = [shoot(uow, 1, 1000 * i, stump).action for i in range(3)]
-    assert opened == ["open", "open", "none"]  # the third event suppresses it at once
+    assert opened == ["open", "open", "none"]  # the third event suppresses it at once (animal: automatic)
     [box] = uow.tables.boxes.values()
     assert box.status == "suppressed" and "3 distinct events" in box.reason
+    assert len(box.image_ids()) == 3  # one photo per event, the evidence an operator sees
     d = shoot(uow, 1, 5000, stump)
     assert d.action == "none" and "suppressed" in " ".join(d.assessment.reasons)
     assert sum(1 for x in uow.tables.detections.values() if x.get("suppression_id") == box.id) == 2
     # a person elsewhere in the frame still alerts
     assert shoot(uow, 1, 9000, person(0.9, (0.05, 0.05, 0.1, 0.3))).action == "open"
+
+
+def test_a_person_box_is_proposed_keeps_alerting_and_is_suppressed_only_once_confirmed(uow):
+    uow.tables.park_rules = {"cooldown_s": 0, "suppress_after": 3}
+    post = person(0.9, (0.5, 0.5, 0.1, 0.2))
+    opened = [shoot(uow, 1, 1000 * i, post).action for i in range(4)]
+    assert opened == ["open"] * 4  # proposed at the third event, never silenced by itself
+    [box] = uow.tables.boxes.values()
+    assert box.status == "proposed" and "an operator confirms" in box.reason
+    assert box.event_count == 4 and len(box.image_ids()) == 4
+    assert not any(x.get("suppression_id") for x in uow.tables.detections.values())
+    # an operator confirms it (SuppressionsRepository.confirm): from then on the place is silent
+    uow.tables.boxes[box.id] = uow.tables.boxes[box.id].__class__(**{**box.__dict__, "status": "suppressed"})
+    d = shoot(uow, 1, 9000, post)
+    assert d.action == "none" and "suppressed" in " ".join(d.assessment.reasons)
 
 
 def test_a_burst_of_one_standing_person_is_one_event_for_suppression(uow):

@@ -171,27 +171,50 @@ def test_iou():
     assert sup.iou((0, 0, 0.2, 0.1), (0.1, 0, 0.2, 0.1)) == pytest.approx(1 / 3)
 
 
-def test_static_box_is_suppressed_after_n_distinct_events_not_photos():
-    r = effective_rules({"suppress_after": 3})
+def animal(conf, bbox=BOX):
+    return Det("1", conf, bbox)
+
+
+ANIMALS = {"suppress_after": 3, "categories": "person,vehicle,animal"}
+
+
+def test_static_animal_box_is_suppressed_after_n_distinct_events_not_photos():
+    r = effective_rules(ANIMALS)
     boxes: list[sup.StaticBox] = []
     # ten photos of one event count once
-    for _ in range(10):
-        obs = sup.observe(boxes, [person(0.9)], event_id=1, at=T0, rules=r)
+    for i in range(10):
+        obs = sup.observe(boxes, [animal(0.9)], event_id=1, at=T0, rules=r, image_id=100 + i)
         boxes = _apply(boxes, obs)
-    assert len(boxes) == 1 and boxes[0].event_count == 1
-    obs = sup.observe(boxes, [person(0.9, (0.21, 0.2, 0.3, 0.4))], event_id=2, at=T0, rules=r)
+    assert len(boxes) == 1 and boxes[0].event_count == 1 and boxes[0].image_ids() == [100]
+    obs = sup.observe(boxes, [animal(0.9, (0.21, 0.2, 0.3, 0.4))], event_id=2, at=T0, rules=r, image_id=200)
     boxes = _apply(boxes, obs)
     assert boxes[0].status == "watching" and not obs.newly_suppressed
-    obs = sup.observe(boxes, [person(0.9)], event_id=3, at=T0, rules=r)
+    obs = sup.observe(boxes, [animal(0.9)], event_id=3, at=T0, rules=r, image_id=300)
     boxes = _apply(boxes, obs)
-    assert boxes[0].status == "suppressed" and obs.newly_suppressed
-    assert "3 distinct events" in boxes[0].reason
-    assert sup.is_suppressed(person(0.99), boxes, r) is not None
-    assert sup.is_suppressed(person(0.99, (0.6, 0.1, 0.2, 0.2)), boxes, r) is None
+    assert boxes[0].status == "suppressed" and obs.newly_suppressed and not obs.newly_proposed
+    assert "3 distinct events" in boxes[0].reason and boxes[0].image_ids() == [100, 200, 300]
+    assert sup.is_suppressed(animal(0.99), boxes, r) is not None
+    assert sup.is_suppressed(animal(0.99, (0.6, 0.1, 0.2, 0.2)), boxes, r) is None
     # a lifted box is never suppressed again
     lifted = [sup.StaticBox(**{**boxes[0].__dict__, "status": "lifted"})]
-    obs = sup.observe(lifted, [person(0.9)], event_id=9, at=T0, rules=r)
-    assert obs.changed[0].status == "lifted" and sup.is_suppressed(person(0.9), obs.changed, r) is None
+    obs = sup.observe(lifted, [animal(0.9)], event_id=9, at=T0, rules=r)
+    assert obs.changed[0].status == "lifted" and sup.is_suppressed(animal(0.9), obs.changed, r) is None
+
+
+@pytest.mark.parametrize("category", ["2", "3"])
+def test_person_and_vehicle_boxes_are_proposed_not_suppressed(category):
+    r = effective_rules({"suppress_after": 3})
+    boxes: list[sup.StaticBox] = []
+    for event in range(1, 4):
+        obs = sup.observe(boxes, [Det(category, 0.9, BOX)], event_id=event, at=T0, rules=r, image_id=event)
+        boxes = _apply(boxes, obs)
+    assert boxes[0].status == "proposed" and obs.newly_proposed and not obs.newly_suppressed
+    assert "an operator confirms or rejects it" in boxes[0].reason and boxes[0].image_ids() == [1, 2, 3]
+    assert sup.is_suppressed(Det(category, 0.99, BOX), boxes, r) is None  # still alerts
+    # a rejected proposal is never proposed again
+    rejected = [sup.StaticBox(**{**boxes[0].__dict__, "status": "rejected"})]
+    obs = sup.observe(rejected, [Det(category, 0.9, BOX)], event_id=9, at=T0, rules=r)
+    assert obs.changed[0].status == "rejected" and not obs.newly_proposed
 
 
 def test_suppress_after_zero_never_suppresses():

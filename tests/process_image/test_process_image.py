@@ -143,38 +143,53 @@ def test_cooldown_per_camera(svc, park):
     assert len([a for a in alerts(svc.db) if a["camera_id"] == cam1]) == 2
 
 
-def test_static_false_positive_suppressed_after_repeats_and_lifted(svc, park, monkeypatch):
+def test_a_repeated_person_box_is_proposed_then_confirmed_then_lifted(svc, park, monkeypatch):
     park_id, cam, _ = park
     set_rules(svc.db, park_id, {"suppress_after": 3, "cooldown_s": 0})
     stump = (0.1, 0.6, 0.15, 0.2)
     for k in range(3):  # the same box in three events, ten minutes apart
         for i in range(2):
             handle(photo(svc, park_id, cam, 600 * k + i, conf=0.85, bbox=stump), svc)
-    assert len(alerts(svc.db)) == 2  # events 1 and 2 alerted; at the third the box is suppressed
-    rows = svc.db.fetchall("SELECT * FROM suppressions")
-    assert len(rows) == 1 and rows[0]["status"] == "suppressed" and rows[0]["event_count"] == 3
-    assert "3 distinct events" in rows[0]["reason"]
-    n = svc.db.fetchone("SELECT count(*) AS n FROM detections WHERE suppression_id IS NOT NULL")["n"]
-    assert n == 2
-    # a person elsewhere in the frame still alerts
-    handle(photo(svc, park_id, cam, 3000, conf=0.85, bbox=(0.6, 0.2, 0.2, 0.5)), svc)
+    # a person box is proposed, not suppressed: every event still alerted
     assert len(alerts(svc.db)) == 3
+    rows = svc.db.fetchall("SELECT * FROM suppressions")
+    assert len(rows) == 1 and rows[0]["status"] == "proposed" and rows[0]["event_count"] == 3
+    assert "3 distinct events" in rows[0]["reason"] and rows[0]["proposed_at"] is not None
+    assert len({e["event_id"] for e in rows[0]["evidence"]}) == 3  # the photos it is based on, per event
+    assert svc.db.fetchone("SELECT count(*) AS n FROM detections WHERE suppression_id IS NOT NULL")["n"] == 0
 
     from functions.bootstrap import reset_services
     from functions.cli import cli
 
     monkeypatch.setenv("SCORING_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("TRAPALERT_ACTOR", "op-anna")
     reset_services()
     runner = CliRunner()
-    out = runner.invoke(cli, ["suppressions", "list", "--park", "kruger", "--json"])
+    out = runner.invoke(cli, ["suppressions", "list", "--park", "kruger", "--proposed", "--json"])
     assert out.exit_code == 0, out.output
     [listed] = json.loads(out.output)
-    assert listed["id"] == rows[0]["id"] and listed["camera"] == "gate-3" and listed["status"] == "suppressed"
+    assert listed["id"] == rows[0]["id"] and listed["camera"] == "gate-3" and listed["status"] == "proposed"
+    assert len(listed["image_ids"]) == 3
+    assert runner.invoke(cli, ["suppressions", "lift", str(listed["id"])]).exit_code != 0  # not suppressed
+    out = runner.invoke(cli, ["suppressions", "confirm", str(listed["id"]), "--note", "a post"])
+    assert out.exit_code == 0 and "suppressed" in out.output, out.output
+    handle(photo(svc, park_id, cam, 2400, conf=0.85, bbox=stump), svc)
+    assert len(alerts(svc.db)) == 3  # confirmed: the place no longer alerts
+    n = svc.db.fetchone("SELECT count(*) AS n FROM detections WHERE suppression_id IS NOT NULL")["n"]
+    assert n == 1
+    # a person elsewhere in the frame still alerts
+    handle(photo(svc, park_id, cam, 3000, conf=0.85, bbox=(0.6, 0.2, 0.2, 0.5)), svc)
+    assert len(alerts(svc.db)) == 4
     out = runner.invoke(cli, ["suppressions", "lift", str(listed["id"]), "--note", "it is the gate path"])
     assert out.exit_code == 0 and "lifted" in out.output
     assert runner.invoke(cli, ["suppressions", "lift", str(listed["id"])]).exit_code != 0
     handle(photo(svc, park_id, cam, 4000, conf=0.85, bbox=stump), svc)
-    assert len(alerts(svc.db)) == 4  # lifted: the place alerts again
+    assert len(alerts(svc.db)) == 5  # lifted: the place alerts again
+    audit = svc.db.fetchall("SELECT actor, via, action FROM audit_log ORDER BY id")
+    assert [(a["actor"], a["via"], a["action"]) for a in audit] == [
+        ("op-anna", "cli", "suppression.confirmed"),
+        ("op-anna", "cli", "suppression.lifted"),
+    ]
 
 
 def test_redelivery_neither_scores_nor_alerts_twice(svc, park):

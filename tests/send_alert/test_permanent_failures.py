@@ -75,6 +75,7 @@ def test_a_revoked_token_is_loud_once_and_redelivery_sends_what_waited(
     notice = ops_hook.deliveries[0]["notice"]
     assert "er-main" in notice["title"] and "CHANNEL_SECRET_TEST_ER_TOKEN" in notice["summary"]
     assert "trapalert deliveries redeliver --channel er-main" in notice["summary"]
+    assert notice["ops_url"].startswith("http") and notice["ops_url"].endswith("/api/console/ops")
     assert "revoked-token" not in json.dumps(ops_hook.deliveries)
 
     waiting = json.loads(trapalert("deliveries", "list", "--channel", "er-main", "--json"))
