@@ -51,7 +51,8 @@ class BulkImage(QueueMessageModel):
       batch photo is no image row): scored, its detections stored with the model version, never alerting.
     * ``purpose="rescore"``: ``item_id`` is a ``batch_items`` row of re-scoring run ``batch_id`` and
       ``image_id`` the stored photo: scored by the current model and stored beside the old detections;
-      never alerting (``alert`` is reserved for ``trapalert rescore --alert``).
+      never alerting itself (with ``alert``, ``trapalert rescore --alert``, the finished run opens one
+      re-scoring alert per event that would have fired and did not: functions/handlers/batch.py).
 
     Producers write it to the outbox (functions/adapters/outbox.py) with key ``bulk:<purpose>:<id>``.
     """
@@ -71,7 +72,9 @@ class SendAlert(QueueMessageModel):
 
     alert_id: int
     version: int = 1
-    reason: Literal["new", "update", "health", "health_cleared"] = "new"
+    # rescore: a re-scoring alert about the past (`trapalert rescore --alert`): delivered as a new alert, but
+    # not counted in the end-to-end alert latency
+    reason: Literal["new", "update", "health", "health_cleared", "rescore"] = "new"
 
 
 M = TypeVar("M", bound=QueueMessageModel)

@@ -21,8 +21,8 @@ ImageStatus = Literal["stored", "unsupported", "rejected", "scored", "failed", "
 AttachmentStatus = Literal["stored", "unsupported", "rejected"]
 # images.taken_at_source
 TakenAtSource = Literal["exif", "email_date", "received", "vendor"]
-# alerts.kind
-AlertKind = Literal["detection", "health"]
+# alerts.kind (rescore: a finding about the past, `trapalert rescore --alert`, migration 0019)
+AlertKind = Literal["detection", "health", "rescore"]
 # channels.purpose
 ChannelPurpose = Literal["alerts", "ops"]
 # deliveries.status

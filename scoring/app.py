@@ -49,6 +49,7 @@ def request_lane(request: Request) -> Lane:
     value = request.headers.get(LANE_HEADER, "live").strip().lower()
     return "bulk" if value == "bulk" else "live"
 
+
 _api_key_scheme = APIKeyHeader(
     name=API_KEY_HEADER,
     auto_error=False,
@@ -200,7 +201,7 @@ class Service:
         started = time.perf_counter()
         self.require_ready()
         loop = asyncio.get_running_loop()
-        pool = self.bulk_preprocess_pool if lane == "bulk" else self.preprocess_pool
+        pool = self._pool(lane)
         with self.batcher.reserve(len(files), lane) as reservation:
 
             async def decode(name: str, data: bytes) -> PreparedImage | ImageFailure:
@@ -210,17 +211,11 @@ class Service:
                     reservation.release(1)
                     return failure
 
-            async def score(prepared: PreparedImage) -> BatchResult | ImageFailure:
-                try:
-                    return await self.batcher.submit(prepared.image, reservation)
-                except ImageFailure as failure:
-                    return failure
-
             # Decode all images first, then queue them together: the images of one request land in the same
             # model batch (up to SCORING_MAX_BATCH) whatever their decoding times.
             decoded = await asyncio.gather(*(decode(name, data) for name, data in files))
             ready = [p for p in decoded if isinstance(p, PreparedImage)]
-            scored = iter(await asyncio.gather(*(score(p) for p in ready)))
+            scored = iter(await asyncio.gather(*(self._score(p, reservation) for p in ready)))
             outcomes = [(None, p) if isinstance(p, ImageFailure) else (p, next(scored)) for p in decoded]
 
         images = []
@@ -259,26 +254,7 @@ class Service:
                 image["note"] = note
                 self._log_note(note)
             images.append(image)
-        backend = self.backend
-        return {
-            "info": {
-                "format_version": FORMAT_VERSION,
-                "detector": backend.detector,
-                "detector_version": backend.detector_version,
-                "detection_completion_time": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                "detector_metadata": backend.detector_metadata(),
-                "timing_ms": {
-                    "decode": round(decode, 3),
-                    "preprocess": round(pre, 3),
-                    "queue": round(queue, 3),
-                    "model": round(sum(model_by_batch.values()), 3),
-                    "total": round((time.perf_counter() - started) * 1000.0, 3),
-                },
-                "batch_size": largest,
-            },
-            "detection_categories": dict(DETECTION_CATEGORIES),
-            "images": images,
-        }
+        return self._answer(images, started, decode, pre, queue, model_by_batch, largest)
 
     async def detect_video(
         self, data: bytes, name: str, *, every_s: float, max_frames: int, lane: Lane = "live"
@@ -288,7 +264,7 @@ class Service:
         started = time.perf_counter()
         self.require_ready()
         loop = asyncio.get_running_loop()
-        pool = self.bulk_preprocess_pool if lane == "bulk" else self.preprocess_pool
+        pool = self._pool(lane)
         entry: dict[str, Any] = {"file": name, "detections": None, "failure": None}
         try:
             sampled = await loop.run_in_executor(
@@ -312,14 +288,7 @@ class Service:
         for start in range(0, len(prepared), chunk):  # a clip never holds more than its lane admits
             part = prepared[start : start + chunk]
             with self.batcher.reserve(len(part), lane) as reservation:
-
-                async def score(p: PreparedImage, r=reservation) -> BatchResult | ImageFailure:
-                    try:
-                        return await self.batcher.submit(p.image, r)
-                    except ImageFailure as failure:
-                        return failure
-
-                results += await asyncio.gather(*(score(p) for p in part))
+                results += await asyncio.gather(*(self._score(p, reservation) for p in part))
         detections, frames = [], []
         queue = 0.0
         model_by_batch: dict[int, float] = {}
@@ -362,6 +331,17 @@ class Service:
         }
         pre = sum(p.preprocess_ms for p in prepared)
         return self._answer([entry], started, sampled.decode_ms, pre, queue, model_by_batch, largest)
+
+    def _pool(self, lane: Lane) -> ThreadPoolExecutor:
+        return self.bulk_preprocess_pool if lane == "bulk" else self.preprocess_pool
+
+    async def _score(self, prepared: PreparedImage, reservation) -> BatchResult | ImageFailure:
+        """One prepared image (a photo or a clip's frame) through the batcher, under the request's
+        reservation; a per-image failure is an answer, not an error."""
+        try:
+            return await self.batcher.submit(prepared.image, reservation)
+        except ImageFailure as failure:
+            return failure
 
     def _prepare_frame(self, frame: video.Frame, name: str) -> PreparedImage:
         prepared = video.prepare_frame(frame, name, self.settings)
@@ -421,6 +401,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise RequestError(413, "body_too_large", f"body exceeds {limit} bytes (SCORING_MAX_BODY_BYTES)")
     return bytes(body)
+
+
+def not_media(request: Request) -> str | None:
+    """The Content-Type when it says the body is no image or clip (text, a form, JSON); else None."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type if content_type.startswith("text/") or content_type in NOT_IMAGE_TYPES else None
 
 
 def is_multipart(request: Request) -> bool:
@@ -556,8 +542,8 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
             _field, filename, data = chosen[0]
             name = file or filename or "image"
         else:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type.startswith("text/") or content_type in NOT_IMAGE_TYPES:
+            content_type = not_media(request)
+            if content_type is not None:
                 raise RequestError(
                     415,
                     "unsupported_media_type",
@@ -595,8 +581,7 @@ def create_app(settings: ScoringSettings | None = None, backend: Backend | None 
         max_frames: int | None = Query(None, ge=2, description="default and cap SCORING_VIDEO_MAX_FRAMES"),
     ):
         service.require_ready()
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type.startswith("text/") or content_type in NOT_IMAGE_TYPES or is_multipart(request):
+        if not_media(request) is not None or is_multipart(request):
             raise RequestError(
                 415, "unsupported_media_type", "send the clip's bytes (video/* or application/octet-stream)"
             )

@@ -15,11 +15,14 @@ INFERENCE_FAILED = "inference_failed"  # the model raised on this image (logged 
 FAILURE_CODES = (EMPTY_IMAGE, UNREADABLE_IMAGE, TOO_MANY_PIXELS, INFERENCE_FAILED)
 
 
-class ImageFailure(Exception):
-    """A permanent per-image problem; becomes ``"detections": null, "failure": "<code>: <detail>"``."""
+class Failure(Exception):
+    """A permanent problem with the bytes of one input; becomes ``"detections": null, "failure": "<code>:
+    <detail>"``. Each kind names the stable ``codes`` it may carry."""
+
+    codes: tuple[str, ...] = ()
 
     def __init__(self, code: str, detail: str):
-        assert code in FAILURE_CODES, code
+        assert code in self.codes, code
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
@@ -27,6 +30,12 @@ class ImageFailure(Exception):
     @property
     def failure(self) -> str:
         return f"{self.code}: {self.detail}"
+
+
+class ImageFailure(Failure):
+    """A permanent per-image problem (one of FAILURE_CODES)."""
+
+    codes = FAILURE_CODES
 
 
 class ModelLoadError(RuntimeError):

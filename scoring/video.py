@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from scoring.errors import TOO_MANY_PIXELS, Failure
 from scoring.preprocess import PreparedImage, apply_clahe, is_night, resize_for_model
 from scoring.settings import ScoringSettings
 
 EMPTY_VIDEO = "empty_video"
 UNREADABLE_VIDEO = "unreadable_video"
 VIDEO_TOO_LONG = "video_too_long"
-TOO_MANY_PIXELS = "too_many_pixels"
 VIDEO_FAILURE_CODES = (EMPTY_VIDEO, UNREADABLE_VIDEO, VIDEO_TOO_LONG, TOO_MANY_PIXELS)
 
 # Frame rates a camera can write; anything else in a header (0, NaN, 1000 from a broken AVI) means "unknown".
@@ -50,18 +50,10 @@ _DEFAULT_FPS = 30.0
 _JPEG_QUALITY = 88
 
 
-class VideoFailure(Exception):
-    """A permanent problem with the clip; becomes ``"detections": null, "failure": "<code>: <detail>"``."""
+class VideoFailure(Failure):
+    """A permanent problem with the clip (one of VIDEO_FAILURE_CODES)."""
 
-    def __init__(self, code: str, detail: str):
-        assert code in VIDEO_FAILURE_CODES, code
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-    @property
-    def failure(self) -> str:
-        return f"{self.code}: {self.detail}"
+    codes = VIDEO_FAILURE_CODES
 
 
 @dataclass(slots=True)

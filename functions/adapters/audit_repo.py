@@ -22,6 +22,7 @@ from typing import Any
 
 from ..db import Database
 from ..statuses import AuditVia
+from .listing import newest_first
 
 _SECRET_KEY = re.compile(
     r"passw|passphrase|^pass$|pwd|secret|token|api[_-]?key|^key$|_key$|private|credential|authori[sz]ation|"
@@ -100,29 +101,10 @@ class AuditRepository:
         )
         return int(cur.fetchone()["id"])
 
-    def record(
-        self,
-        *,
-        actor: str,
-        actor_role: str | None,
-        via: AuditVia,
-        action: str,
-        park_id: int | None = None,
-        target: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> int:
-        """Write one audit row in its own transaction; its id."""
+    def record(self, **fields: Any) -> int:
+        """Write one audit row (the keywords of :meth:`record_in`) in its own transaction; its id."""
         with self.db.transaction() as cur:
-            return self.record_in(
-                cur,
-                actor=actor,
-                actor_role=actor_role,
-                via=via,
-                action=action,
-                park_id=park_id,
-                target=target,
-                details=details,
-            )
+            return self.record_in(cur, **fields)
 
     def record_for_park(self, park_slug: str | None, **kwargs: Any) -> int:
         """:meth:`record` with the park given by its slug (None or unknown: no park)."""
@@ -139,21 +121,14 @@ class AuditRepository:
     ) -> list[dict[str, Any]]:
         """Newest first: id, at, actor, actor_role, via, action, park_id, park (slug), target, details.
         Page with ``before_id`` (the last id of the previous page)."""
-        where, params = [], []
-        if park_id is not None:
-            where.append("a.park_id = %s")
-            params.append(park_id)
-        if before_id is not None:
-            where.append("a.id < %s")
-            params.append(before_id)
-        sql = (
+        return newest_first(
+            self.db,
             "SELECT a.id, a.at, a.actor, a.actor_role, a.via, a.action, a.park_id, p.slug AS park, a.target, "
-            "a.details FROM audit_log a LEFT JOIN parks p ON p.id = a.park_id"
+            "a.details FROM audit_log a LEFT JOIN parks p ON p.id = a.park_id",
+            [("a.park_id = %s", park_id), ("a.id < %s", before_id)],
+            key="a.id",
+            limit=limit,
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        params.append(max(1, min(int(limit), 1000)))
-        return self.db.fetchall(sql + " ORDER BY a.id DESC LIMIT %s", tuple(params))
 
 
 def audit_cli(

@@ -22,7 +22,8 @@ from psycopg2.extras import Json, execute_values
 
 from .. import names
 from ..db import Database
-from ..messages import BulkImage
+from ..domain.rescore import PastAlert
+from ..messages import BulkImage, SendAlert
 from .outbox import Outbox, OutboxMessage
 from .rules_repo import RulesRepository
 from .storage import Storage
@@ -226,7 +227,7 @@ class BatchRepository:
     def items(self, batch_id: int) -> list[dict[str, Any]]:
         return self.db.fetchall(
             "SELECT id, file, state, failure, detections, night, model_name, model_version, scored_at, "
-            "score_count, image_id FROM batch_items WHERE batch_id = %s ORDER BY id",
+            "score_count, image_id, video FROM batch_items WHERE batch_id = %s ORDER BY id",
             (batch_id,),
         )
 
@@ -263,9 +264,11 @@ class BatchRepository:
         model_name: str | None = None,
         model_version: str | None = None,
         state: str | None = None,
+        video: dict[str, Any] | None = None,
     ) -> tuple[bool, dict[str, Any] | None]:
         """Write one item's outcome if it is still pending, queue the batch's next item, and mark the batch
-        done when nothing is left. Returns (written, the batch when this call finished it)."""
+        done when nothing is left. Returns (written, the batch when this call finished it). ``video``: a
+        clip's own fields (frame_rate, frames_processed, ...; migration 0018)."""
         state = state or ("failed" if failure is not None else "scored")
         with self.db.transaction() as cur:
             cur.execute("SELECT batch_id FROM batch_items WHERE id = %s", (item_id,))
@@ -275,7 +278,8 @@ class BatchRepository:
             batch = self._lock_batch(cur, row["batch_id"])
             cur.execute(
                 "UPDATE batch_items SET state = %s, failure = %s, detections = %s, night = %s, "
-                "model_name = %s, model_version = %s, scored_at = now(), score_count = score_count + 1 "
+                "model_name = %s, model_version = %s, video = %s, scored_at = now(), "
+                "score_count = score_count + 1 "
                 "WHERE id = %s AND state = 'pending' RETURNING id",
                 (
                     state,
@@ -284,6 +288,7 @@ class BatchRepository:
                     night,
                     model_name,
                     model_version,
+                    Json(video) if video is not None else None,
                     item_id,
                 ),
             )
@@ -346,10 +351,12 @@ class BatchRepository:
     def stored_photos(
         self, park_id: int, since: datetime, until: datetime | None, camera_id: int | None
     ) -> list[dict[str, Any]]:
-        """Scored photos of a park taken in [since, until) (re-scoring)."""
+        """Scored photos of a park taken in [since, until) (re-scoring). Not clips: their kept frames are
+        photos of their own (migration 0016) and are re-scored as such."""
         return self.db.fetchall(
             "SELECT id, blob_name, camera_id FROM images WHERE park_id = %(park)s AND status = 'scored' "
-            "AND blob_name IS NOT NULL AND coalesce(taken_at, created_at) >= %(since)s "
+            "AND blob_name IS NOT NULL AND coalesce(content_type, '') NOT LIKE 'video/%%' "
+            "AND coalesce(taken_at, created_at) >= %(since)s "
             "AND (%(until)s::timestamptz IS NULL OR coalesce(taken_at, created_at) < %(until)s) "
             "AND (%(camera)s::bigint IS NULL OR camera_id = %(camera)s) ORDER BY id",
             {"park": park_id, "since": since, "until": until, "camera": camera_id},
@@ -379,6 +386,78 @@ class BatchRepository:
     def rule_layers(self, park_id: int, camera_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         with self.db.transaction() as cur:
             return RulesRepository.layers_in(cur, park_id, camera_id)
+
+    # -- re-scoring alerts (`trapalert rescore --alert`, migration 0019) -----------------------------------
+    def open_past_alerts(self, batch_id: int, alerts: list[PastAlert]) -> list[dict[str, Any]] | None:
+        """In one transaction: one alert of kind ``rescore`` per missed event, each with its SendAlert
+        (reason ``rescore``, key ``send-alert:<alert id>:v1``, scope ``batch:<id>``) in the outbox, as every
+        alert is announced, and the run marked ``alerted_at``. An event one of whose photos has an alert by
+        now, or that a re-scoring alert was opened for already (unique ``alerts.rescore_event``, whatever the
+        run), gets none. None when the run's alerts were opened already; else the alerts opened now."""
+        with self.db.transaction() as cur:
+            batch = self._lock_batch(cur, batch_id)
+            if batch is None or batch["alerted_at"] is not None:
+                return None
+            opened: list[dict[str, Any]] = []
+            for a in alerts:
+                cur.execute(
+                    """INSERT INTO alerts (park_id, camera_id, kind, categories, max_conf, mean_conf,
+                           image_count, best_image_id, started_at, last_image_at, version, title, details,
+                           correlation_id, rescore_batch_id, rescore_event)
+                       SELECT %(park)s, %(camera)s, 'rescore', %(categories)s, %(max)s, %(mean)s, %(count)s,
+                              %(best)s, %(started)s, %(last)s, 1, %(title)s, %(details)s, %(cid)s, %(batch)s,
+                              %(event)s
+                       WHERE NOT EXISTS (SELECT 1 FROM images
+                                         WHERE id = ANY(%(images)s) AND alert_id IS NOT NULL)
+                       ON CONFLICT (rescore_event) WHERE rescore_event IS NOT NULL DO NOTHING
+                       RETURNING id, version""",
+                    {
+                        "park": batch["park_id"],
+                        "camera": a.camera_id,
+                        "categories": a.categories,
+                        "max": a.max_conf,
+                        "mean": a.mean_conf,
+                        "count": a.image_count,
+                        "best": a.best_image_id,
+                        "started": a.started_at,
+                        "last": a.last_image_at,
+                        "title": a.title,
+                        "details": Json(a.details),
+                        "cid": str(batch["correlation_id"]),
+                        "batch": batch_id,
+                        "event": a.event,
+                        "images": list(a.image_ids),
+                    },
+                )
+                row = cur.fetchone()
+                if row is None:
+                    continue
+                message = SendAlert(
+                    alert_id=row["id"],
+                    version=row["version"],
+                    reason="rescore",
+                    correlation_id=batch["correlation_id"],
+                )
+                Outbox.add(
+                    cur,
+                    OutboxMessage(
+                        names.SEND_ALERT_QUEUE,
+                        message,
+                        f"send-alert:{row['id']}:v{row['version']}",
+                        batch_scope(batch_id),
+                    ),
+                )
+                opened.append({"alert_id": row["id"], "camera_id": a.camera_id, "event": a.event})
+            cur.execute("UPDATE batches SET alerted_at = now() WHERE id = %s", (batch_id,))
+            return opened
+
+    def past_alerts_of(self, batch_id: int) -> list[dict[str, Any]]:
+        """The re-scoring alerts a run opened."""
+        return self.db.fetchall(
+            "SELECT a.id AS alert_id, c.name AS camera, a.rescore_event AS event, a.title FROM alerts a "
+            "JOIN cameras c ON c.id = a.camera_id WHERE a.rescore_batch_id = %s ORDER BY a.id",
+            (batch_id,),
+        )
 
 
 # -- blobs -------------------------------------------------------------------------------------------------

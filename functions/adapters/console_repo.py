@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..db import Database
+from .audit_repo import AuditRepository
 
 PAGE_SIZE = 50
 
@@ -215,12 +216,9 @@ class ConsoleRepository:
         )
 
     def audit_log(self, limit: int = 200, before_id: int | None = None) -> list[dict[str, Any]]:
-        return self.db.fetchall(
-            "SELECT a.id, a.at, a.actor, a.actor_role, a.via, a.action, p.slug AS park, a.target, a.details "
-            "FROM audit_log a LEFT JOIN parks p ON p.id = a.park_id "
-            "WHERE (%s::bigint IS NULL OR a.id < %s) ORDER BY a.id DESC LIMIT %s",
-            (before_id, before_id, limit),
-        )
+        """The audit log page (AuditRepository.list of every park), without the park ids."""
+        rows = AuditRepository(self.db).list(None, limit, before_id)
+        return [{k: v for k, v in r.items() if k != "park_id"} for r in rows]
 
 
 def iso(value: datetime | None) -> str | None:

@@ -64,7 +64,20 @@ class DeliveryRepository:
             (alert_id,),
         )
 
-    def detections(self, image_id: int) -> list[dict[str, Any]]:
+    def detections(self, image_id: int, alert: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The detections a notice draws on ``image_id``: its stored ones, or for a re-scoring alert (kind
+        ``rescore``) the new model's, kept in the alert's details (the photo's own stay as they were)."""
+        if alert is not None and alert.get("kind") == "rescore":
+            found = ((alert.get("details") or {}).get("rescore") or {}).get("detections") or []
+            rows = [
+                {
+                    "category": d["category"],
+                    "conf": d["conf"],
+                    **dict(zip(("bbox_x", "bbox_y", "bbox_w", "bbox_h"), d["bbox"], strict=True)),
+                }
+                for d in found
+            ]
+            return sorted(rows, key=lambda r: -float(r["conf"]))
         return self.db.fetchall(
             "SELECT category, conf, bbox_x, bbox_y, bbox_w, bbox_h FROM detections WHERE image_id = %s "
             "ORDER BY conf DESC, id",

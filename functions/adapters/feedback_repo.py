@@ -21,6 +21,7 @@ from ..domain.rules import Det
 from ..domain.suppression import JudgedDetection, StaticBox
 from ..statuses import AuditVia
 from .audit_repo import AuditRepository
+from .listing import newest_first
 from .rules_repo import RulesRepository
 from .suppressions_repo import load_boxes, save_boxes
 
@@ -144,22 +145,15 @@ class FeedbackRepository:
         self, park_id: int | None = None, camera_id: int | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Newest verdicts first, with park slug and camera name."""
-        where, params = [], []
-        if park_id is not None:
-            where.append("f.park_id = %s")
-            params.append(park_id)
-        if camera_id is not None:
-            where.append("f.camera_id = %s")
-            params.append(camera_id)
-        sql = (
+        return newest_first(
+            self.db,
             "SELECT f.id, p.slug AS park, c.name AS camera, f.alert_id, f.image_id, f.verdict, f.what, "
             "f.note, f.user_name, f.user_role, f.created_at FROM feedback f JOIN parks p ON p.id = f.park_id "
-            "JOIN cameras c ON c.id = f.camera_id"
+            "JOIN cameras c ON c.id = f.camera_id",
+            [("f.park_id = %s", park_id), ("f.camera_id = %s", camera_id)],
+            key="f.id",
+            limit=limit,
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        params.append(max(1, min(int(limit), 1000)))
-        return self.db.fetchall(sql + " ORDER BY f.id DESC LIMIT %s", tuple(params))
 
     def judged(self, park_id: int, camera_id: int | None = None) -> dict[int, dict[str, Any]]:
         """Per camera of the park (or the one camera) that has feedback: {camera_id: {"camera": name,

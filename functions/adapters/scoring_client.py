@@ -25,15 +25,18 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..domain.rules import CATEGORY_NAMES
 from ..notify.http import parse_retry_after
 from ..ops import metrics
 
 log = logging.getLogger(__name__)
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 PERMANENT_FAILURES = ("empty_image", "unreadable_image", "too_many_pixels")
 LANE_HEADER = "X-TrapAlert-Lane"  # the scoring service's lanes: live (default) | bulk
@@ -218,13 +221,7 @@ class ScoringClient:
             time.sleep(wait)
 
     def _parse(self, response: httpx.Response, filename: str, attempts: int) -> ImageScore:
-        try:
-            body = MDResponse.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise ScoringError(
-                f"scoring service answer is not the MegaDetector format: "
-                f"{exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}"
-            ) from None
+        body = _validated(MDResponse, response, "format")
         img = body.images[0]
         timing = body.info.timing_ms or {}
         score = ImageScore(
@@ -235,14 +232,10 @@ class ScoringClient:
             service_ms=timing.get("total"),
             attempts=attempts,
         )
-        if img.failure is not None or img.detections is None:
-            failure = img.failure or "unknown: detections null without a failure"
-            code = failure.split(":", 1)[0].strip()
-            if code not in PERMANENT_FAILURES:
-                raise ScoringError(f"scoring failed for {filename}: {failure}")
-            score.failure = failure
+        score.failure = _failure(img, PERMANENT_FAILURES, filename)
+        if score.failure is not None:
             return score
-        known = set(body.detection_categories) or {"1", "2", "3"}
+        known = _known(body.detection_categories)
         score.detections = [d for d in img.detections if d.category in known]
         return score
 
@@ -325,13 +318,7 @@ class VideoScore:
 
 
 def _parse_video(response: httpx.Response, filename: str, attempts: int) -> VideoScore:
-    try:
-        body = MDVideoResponse.model_validate_json(response.content)
-    except ValidationError as exc:
-        raise ScoringError(
-            f"scoring service answer is not the MegaDetector video format: "
-            f"{exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}"
-        ) from None
+    body = _validated(MDVideoResponse, response, "video format")
     clip = body.images[0]
     score = VideoScore(
         body.info.detector,
@@ -341,13 +328,10 @@ def _parse_video(response: httpx.Response, filename: str, attempts: int) -> Vide
         service_ms=(body.info.timing_ms or {}).get("total"),
         attempts=attempts,
     )
-    if clip.failure is not None or clip.detections is None:
-        failure = clip.failure or "unknown: detections null without a failure"
-        if failure.split(":", 1)[0].strip() not in VIDEO_PERMANENT_FAILURES:
-            raise ScoringError(f"scoring failed for {filename}: {failure}")
-        score.failure = failure
+    score.failure = _failure(clip, VIDEO_PERMANENT_FAILURES, filename)
+    if score.failure is not None:
         return score
-    known = set(body.detection_categories) or {"1", "2", "3"}
+    known = _known(body.detection_categories)
     frames = {f.frame_number: FrameScore(f.frame_number, f.time_s, night=f.night) for f in clip.frames}
     for f in clip.frames:
         if f.jpeg:
@@ -364,6 +348,33 @@ def _parse_video(response: httpx.Response, filename: str, attempts: int) -> Vide
         frame.detections.append(MDDetection(category=d.category, conf=d.conf, bbox=d.bbox))
     score.frames = sorted(frames.values(), key=lambda f: f.frame_number)
     return score
+
+
+def _validated(model: type[_Answer], response: httpx.Response, what: str) -> _Answer:
+    """The service's 200 answer as ``model`` (ScoringError when it is not that format)."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise ScoringError(
+            f"scoring service answer is not the MegaDetector {what}: "
+            f"{exc.errors()[0].get('loc')} {exc.errors()[0].get('msg')}"
+        ) from None
+
+
+def _failure(entry: MDImage | MDVideo, permanent: tuple[str, ...], filename: str) -> str | None:
+    """The entry's failure when it is one of the ``permanent`` codes (None: it was scored); any other
+    failure raises ScoringError (the message fails and is retried)."""
+    if entry.failure is None and entry.detections is not None:
+        return None
+    failure = entry.failure or "unknown: detections null without a failure"
+    if failure.split(":", 1)[0].strip() not in permanent:
+        raise ScoringError(f"scoring failed for {filename}: {failure}")
+    return failure
+
+
+def _known(detection_categories: dict[str, str]) -> set[str]:
+    """The categories the answer declares, else MegaDetector's own."""
+    return set(detection_categories) or set(CATEGORY_NAMES)
 
 
 def _answered(seconds: float, model: str | None, status: str) -> None:

@@ -62,7 +62,21 @@ def save_boxes(
     ids: dict[int, int] = {}
     for box in boxes:
         last_event = event_id if box.last_event_id == NEW else box.last_event_id
-        evidence = _evidence_json(box, event_id)
+        # what an insert and an update both write, in the same order
+        state = (
+            box.event_count,
+            last_event,
+            box.max_conf,
+            box.first_seen_at,
+            box.last_seen_at,
+            box.status,
+            box.reason,
+            box.status,
+            box.status,
+            _evidence_json(box, event_id),
+            box.fp_count,
+            box.confirmed_count,
+        )
         if box.id is None:
             cur.execute(
                 """INSERT INTO suppressions (park_id, camera_id, category, bbox_x, bbox_y, bbox_w, bbox_h,
@@ -71,24 +85,7 @@ def save_boxes(
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                            CASE WHEN %s = 'suppressed' THEN now() END,
                            CASE WHEN %s = 'proposed' THEN now() END, %s::jsonb, %s, %s) RETURNING id""",
-                (
-                    park_id,
-                    camera_id,
-                    box.category,
-                    *box.bbox,
-                    box.event_count,
-                    last_event,
-                    box.max_conf,
-                    box.first_seen_at,
-                    box.last_seen_at,
-                    box.status,
-                    box.reason,
-                    box.status,
-                    box.status,
-                    evidence,
-                    box.fp_count,
-                    box.confirmed_count,
-                ),
+                (park_id, camera_id, box.category, *box.bbox, *state),
             )
             ids[id(box)] = cur.fetchone()["id"]
         else:
@@ -101,21 +98,7 @@ def save_boxes(
                                           ELSE proposed_at END,
                        evidence = %s::jsonb, fp_count = %s, confirmed_count = %s
                    WHERE id = %s""",
-                (
-                    box.event_count,
-                    last_event,
-                    box.max_conf,
-                    box.first_seen_at,
-                    box.last_seen_at,
-                    box.status,
-                    box.reason,
-                    box.status,
-                    box.status,
-                    evidence,
-                    box.fp_count,
-                    box.confirmed_count,
-                    box.id,
-                ),
+                (*state, box.id),
             )
             ids[id(box)] = box.id
     return ids

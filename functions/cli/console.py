@@ -39,6 +39,7 @@ def login_url(user: str, role: str, ttl: str, base_url: str | None) -> None:
     from ..adapters.console_repo import ConsoleRepository
     from ..console import audit
     from ..console.auth import new_token
+    from ..console.urls import console_url
 
     svc = services()
     seconds = parse_ttl(ttl)
@@ -57,8 +58,7 @@ def login_url(user: str, role: str, ttl: str, base_url: str | None) -> None:
         target=f"console_link:{link['id']}",
         details={"for_user": user, "role": role, "expires_at": link["expires_at"].isoformat()},
     )
-    base = (base_url or svc.settings.public_base_url).rstrip("/")
-    click.echo(f"{base}/api/console/login#t={token}")
+    click.echo(f"{console_url(base_url or svc.settings.public_base_url, 'login')}#t={token}")
     click.echo(f"(one use, for {user} as {role}, until {link['expires_at']:%Y-%m-%d %H:%M:%S %Z})", err=True)
 
 

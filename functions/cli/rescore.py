@@ -1,12 +1,15 @@
 """`trapalert rescore`: run a park's stored photos through the current model, in the bulk lane.
 
-    trapalert rescore --park P --since 2026-01-01 [--until 2026-07-01] [--camera C] [--json]
+    trapalert rescore --park P --since 2026-01-01 [--until 2026-07-01] [--camera C] [--alert] [--json]
 
 The new detections are stored beside the original ones, each with its model version (``batch_items`` of a
 ``rescore`` batch; the photo's original detections and model stay in ``detections``/``images``), and the
 report says, by camera, what the new model would have changed: alerts that would have fired and did not,
 alerts that would not have fired (functions/domain/rescore.py, judged by the one rules engine,
-functions/domain/rules.py). Nothing is sent to rangers.
+functions/domain/rules.py). Nothing is sent to rangers, unless ``--alert`` is given: then, once the run is
+done, each event that would have fired and did not gets one alert of kind ``rescore`` (titled "Re-scoring
+(past): ...", its best photo drawn with the new detections), delivered to the park's channels like any alert;
+an event gets at most one, whatever the run (functions/handlers/batch.py ``open_past_alerts``).
 """
 
 from __future__ import annotations
@@ -37,16 +40,14 @@ def _when(value: str, what: str) -> datetime:
 @click.option("--until", help="end (exclusive); default: now")
 @click.option("--camera", help="only this camera (name or id)")
 @click.option(
-    "--alert", is_flag=True, help="also alert rangers for what the new model finds (not available yet)"
+    "--alert",
+    is_flag=True,
+    help="once done, alert the park's channels for each past event that would have fired and did not",
 )
 @click.option("--wait/--no-wait", default=True, help="wait for the run and print what changed")
 @click.option("--json", "as_json", is_flag=True)
 def rescore(park, since, until, camera, alert, wait, as_json):
     """Re-score stored photos with the current model and report what would have changed."""
-    if alert:
-        raise click.ClickException(
-            "--alert is not available yet: re-scoring reports what would have changed and sends nothing"
-        )
     svc = services()
     repo = BatchRepository(svc.db)
     found = repo.park(park)
@@ -60,7 +61,7 @@ def rescore(park, since, until, camera, alert, wait, as_json):
         camera_id = cam["id"]
     start = _when(since, "--since")
     end = _when(until, "--until") if until else None
-    run = batch_handler.submit_rescore(svc, found, start, end, camera_id, created_by="cli")
+    run = batch_handler.submit_rescore(svc, found, start, end, camera_id, created_by="cli", alert=alert)
     click.echo(f"re-scoring {run['total']} photo(s): run {run['request_id']}", err=True)
     if not wait:
         return
@@ -79,3 +80,7 @@ def rescore(park, since, until, camera, alert, wait, as_json):
             f"  {cam['camera']}: {cam['photos']} photos, {cam['changed_photos']} changed verdict, "
             f"+{cam['would_have_fired']} / -{cam['would_not_have_fired']} alerts"
         )
+    if alert:
+        click.echo(f"{len(report['alerts_opened'])} re-scoring alert(s) sent to the park's channels")
+        for a in report["alerts_opened"]:
+            click.echo(f"  alert {a['alert_id']}: {a['title']}")

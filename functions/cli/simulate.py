@@ -18,6 +18,7 @@ from ..adapters.deliveries import DeliveryRepository
 from ..adapters.email_trace import EmailTrace
 from ..adapters.inbound_repo import InboundRepository
 from ..adapters.parks import ParkRepository
+from ..domain.rules import CATEGORY_NAMES
 from ..settings import STACK_STATE_FILE
 from .base import cli, db
 
@@ -257,7 +258,7 @@ def _print(outcome: dict[str, Any]) -> None:
 
 
 def _category(c: str) -> str:
-    return {"1": "animal", "2": "person", "3": "vehicle"}.get(str(c), str(c))
+    return CATEGORY_NAMES.get(str(c), str(c))
 
 
 def _redact(url: str) -> str:

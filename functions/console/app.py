@@ -19,8 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +30,8 @@ import jinja2
 from ..adapters.console_repo import ConsoleRepository
 from ..adapters.storage import StorageUnavailable
 from ..db import DatabaseUnavailable
+from ..domain.rules import CATEGORY_NAMES
+from ..ops.api import json_default
 from . import audit, views
 from .auth import (
     CSRF_COOKIE,
@@ -86,8 +87,9 @@ _env = jinja2.Environment(
 
 
 _env.filters["json"] = lambda v, indent=None: json.dumps(
-    v, default=_default, ensure_ascii=False, indent=indent
+    v, default=json_default, ensure_ascii=False, indent=indent
 )
+_env.filters["category"] = lambda code: CATEGORY_NAMES.get(code, code)
 
 
 def _when(value: datetime) -> str:
@@ -95,14 +97,6 @@ def _when(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, datetime | date):
-        return o.isoformat()
-    if isinstance(o, Decimal):
-        return float(o)
-    return str(o)
 
 
 def security_headers(tiles: str = "", nonce: str | None = None) -> dict[str, str]:
@@ -129,7 +123,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     h = security_headers()
     h.update(headers or {})
     return func.HttpResponse(
-        json.dumps(data, default=_default), status_code=status, mimetype="application/json", headers=h
+        json.dumps(data, default=json_default), status_code=status, mimetype="application/json", headers=h
     )
 
 

@@ -11,23 +11,7 @@ from ..adapters.audit_repo import AuditRepository
 from ..adapters.console_repo import ConsoleRepository
 
 
-def record(
-    repo: ConsoleRepository,
-    *,
-    actor: str,
-    actor_role: str | None,
-    action: str,
-    park_id: int | None = None,
-    target: str | None = None,
-    details: dict[str, Any] | None = None,
-    via: str = "console",
-) -> None:
-    AuditRepository(repo.db).record(
-        actor=actor,
-        actor_role=actor_role,
-        via=via,
-        action=action,
-        park_id=park_id,
-        target=target,
-        details=details or {},
-    )
+def record(repo: ConsoleRepository, *, via: str = "console", **fields: Any) -> None:
+    """One audit row (the keywords of AuditRepository.record_in: actor, actor_role, action, park_id, target,
+    details), through the console unless ``via`` says otherwise."""
+    AuditRepository(repo.db).record(via=via, **fields)

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from ..adapters.console_repo import PAGE_SIZE, ConsoleRepository
 from ..domain.feedback import CONFIRMED_WHAT, FALSE_POSITIVE_WHAT
+from ..domain.rules import CATEGORY_CODES, CATEGORY_NAMES
 from ..names import IMAGES_CONTAINER
 from . import audit
 
@@ -30,7 +31,6 @@ WHAT = (
     "vehicle",
     "other",
 )
-CATEGORY_NAMES = {"1": "animal", "2": "person", "3": "vehicle"}
 TAMPER = ("someone_at_camera", "view_changed")
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 
@@ -76,8 +76,8 @@ def _body(req) -> dict[str, Any]:
 
 def _filters(params) -> dict[str, Any]:
     category = params.get("category") or None
-    if category and category not in ("1", "2", "3"):
-        category = {v: k for k, v in CATEGORY_NAMES.items()}.get(category)
+    if category and category not in CATEGORY_NAMES:
+        category = CATEGORY_CODES.get(category)
         if category is None:
             raise BadRequest("category: animal, person or vehicle")
     state = params.get("state") or None

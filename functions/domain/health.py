@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Condition = Literal[
     "silent",
@@ -43,15 +43,7 @@ Condition = Literal[
     "view_changed",
     "neighbours_silent",
 ]
-CONDITIONS: tuple[Condition, ...] = (
-    "silent",
-    "low_battery",
-    "temperature",
-    "clock_skew",
-    "someone_at_camera",
-    "view_changed",
-    "neighbours_silent",
-)
+CONDITIONS: tuple[Condition, ...] = get_args(Condition)
 
 WATCH_CONDITIONS: tuple[Condition, ...] = ("someone_at_camera", "view_changed", "neighbours_silent")
 

@@ -13,12 +13,20 @@
 
 **Purposes** (functions/messages.py ``BulkImage``): ``upload`` runs the live decision path
 (functions/handlers/process_image.py ``handle``, alerts included) with the bulk lane's scoring; ``batch`` and
-``rescore`` score a batch item and store its detections with the model version, never alerting.
+``rescore`` score a batch item and store its detections with the model version, never alerting. A re-scoring
+run submitted with ``alert`` (``trapalert rescore --alert``), once done, opens one alert of kind ``rescore``
+per event that would have fired and did not (:func:`open_past_alerts`, once per run).
 
 **A batch item ends exactly once** (functions/adapters/batch_repo.py ``finish``), with ``failure`` strings:
 ``missing_blob: <name>``, ``not_an_image: ...``, ``duplicate: same photo as <file>``, the detector's own
-(``unreadable_image: ...``, ``empty_image``, ``too_many_pixels``, ``too_large: ...``), ``cancelled``. A
-transient failure (database, storage, detector unavailable) raises, and the retry middleware tries again.
+(``unreadable_image: ...``, ``empty_image``, ``too_many_pixels``, ``too_large: ...``), ``cancelled``.
+**Video clips** (by their bytes, functions/inbound/video.py) are scored by ``/v1/detect-video`` on the bulk
+lane and written as MegaDetector's process_video writes a video (``frame_rate``, ``frames_processed``,
+``frame_number`` on each detection); they end with the reasons the email path records
+(``video_too_large: ...``, ``unsupported_video: ...`` for a file named like a clip that is none, the
+service's ``unreadable_video: ...``, ``video_too_long: ...``). Re-scoring skips clips (their frames are
+photos of their own). A transient failure (database, storage, detector unavailable) raises, and the retry
+middleware tries again.
 
 **The API** (function key): ``POST /api/batch`` (JSON ``{"park", "camera"?, "blobs": [...]}`` or
 ``{"park", "prefix"}``) answers 202 with the request id; ``GET /api/batch/{id}`` gives state, progress, the
@@ -50,10 +58,12 @@ from ..adapters.batch_repo import (
     put_results,
     read_blob,
 )
-from ..domain.rescore import RescoredPhoto, compare, dets_from_json
+from ..domain.rescore import RescoredPhoto, compare, dets_from_json, past_alerts
 from ..domain.rules import effective_rules
 from ..exports.md_json import detector_info, md_document
+from ..inbound.video import VIDEO_FORMATS, inspect_video, looks_like_video, sniff_video
 from ..messages import BulkImage, ProcessImage
+from ..ops import metrics
 from . import process_image
 
 log = logging.getLogger(__name__)
@@ -99,6 +109,8 @@ def score_item(msg: BulkImage, svc) -> str:
     outcome = "done already"
     if item["state"] == "pending":
         outcome = _score_pending(svc, repo, item)
+    if item["purpose"] == "rescore":  # the run's last item (or a redelivery of it) opens its alerts
+        open_past_alerts(svc, repo.get(item["batch_id"]) or {})
     # every delivery flushes the batch's scope: what an earlier attempt queued but did not send goes now
     svc.outbox.flush(batch_scope(item["batch_id"]))
     return outcome
@@ -112,13 +124,28 @@ def _score_pending(svc, repo: BatchRepository, item: dict[str, Any]) -> str:
     except BlobMissing:
         return _finish(svc, repo, item, failure=f"missing_blob: {item['blob_name']}")
     kind = image_kind(data)
-    if kind is None:
+    clip = sniff_video(data) if kind is None else None
+    if kind is None and (clip is not None or looks_like_video(None, item["file"])):
+        # a clip (by its bytes), or a file named like one: checked as the email path checks an attachment
+        check = inspect_video(
+            data,
+            fmt=clip,
+            declared_type=None,  # a batch names its files, it declares no types
+            max_bytes=svc.settings.video_max_bytes,
+            email_date=None,
+            received_at=datetime.now(UTC),
+        )
+        if check.status != "stored":
+            return _finish(svc, repo, item, failure=check.reason)
+    elif kind is None:
         failure = f"not_an_image: {len(data)} bytes, not JPEG/PNG/GIF/BMP/TIFF/WebP"
         return _finish(svc, repo, item, failure=failure)
     if item["purpose"] == "batch":
         first = repo.claim_hash(item["id"], hashlib.sha256(data).hexdigest())
         if first is not None:
             return _finish(svc, repo, item, failure=f"duplicate: same photo as {first}")
+    if clip is not None:
+        return _score_clip(svc, repo, item, data, clip)
     with bulk_slot(svc):
         score = svc.scoring.detect(
             data, filename=item["file"].rsplit("/", 1)[-1], content_type=f"image/{kind}", lane="bulk"
@@ -127,6 +154,36 @@ def _score_pending(svc, repo: BatchRepository, item: dict[str, Any]) -> str:
         return _finish(svc, repo, item, failure=score.failure, model=score)
     detections = [d.model_dump(mode="json") for d in score.detections]
     return _finish(svc, repo, item, detections=detections, night=score.night, model=score)
+
+
+def _score_clip(svc, repo: BatchRepository, item: dict[str, Any], data: bytes, fmt: str) -> str:
+    """A clip of a batch: its sampled frames scored by ``/v1/detect-video`` on the bulk lane (sampling as for
+    camera clips: VIDEO_EVERY_S, VIDEO_MAX_FRAMES), kept as MegaDetector's process_video writes a video:
+    detections each with ``frame_number`` (and our ``frame_time_s``), the clip's ``frame_rate`` and
+    ``frames_processed``. A clip the service cannot use ends with its reason (``unreadable_video: ...``,
+    ``video_too_long: ...``, ``too_many_pixels``, ``too_large: ...``)."""
+    with bulk_slot(svc):
+        score = svc.scoring.detect_video(
+            data,
+            filename=item["file"].rsplit("/", 1)[-1],
+            content_type=VIDEO_FORMATS[fmt][0],
+            every_s=svc.settings.video_every_s,
+            max_frames=svc.settings.video_max_frames,
+            lane="bulk",
+        )
+    if score.permanent_failure:
+        return _finish(svc, repo, item, failure=score.failure, model=score)
+    detections = [
+        d.model_dump(mode="json") | {"frame_number": f.frame_number, "frame_time_s": f.time_s}
+        for f in score.frames
+        for d in f.detections
+    ]
+    video = {
+        **score.video,
+        "frame_rate": score.frame_rate,
+        "frames_processed": [f.frame_number for f in score.frames],
+    }
+    return _finish(svc, repo, item, detections=detections, night=score.night, model=score, video=video)
 
 
 def _finish(
@@ -139,6 +196,7 @@ def _finish(
     detections=None,
     night=None,
     model=None,
+    video=None,
 ) -> str:
     written, finished = repo.finish(
         item["id"],
@@ -148,6 +206,7 @@ def _finish(
         night=night,
         model_name=model.detector if model else None,
         model_version=model.detector_version if model else None,
+        video=video,
     )
     if finished is not None:
         write_results(svc, finished)
@@ -183,7 +242,12 @@ def results_document(repo: BatchRepository, batch: dict[str, Any]) -> dict[str, 
     images = []
     for item in repo.items(batch["id"]):
         if item["state"] == "scored":
-            images.append({"file": item["file"], "detections": item["detections"] or [], "failure": None})
+            entry = {"file": item["file"], "detections": item["detections"] or [], "failure": None}
+            video = item.get("video") or {}
+            if video.get("frame_rate"):  # a clip: MegaDetector's video fields
+                entry["frame_rate"] = video["frame_rate"]
+                entry["frames_processed"] = video.get("frames_processed") or []
+            images.append(entry)
         else:
             failure = item["failure"] or ("cancelled" if item["state"] == "cancelled" else "not_scored")
             images.append({"file": item["file"], "detections": None, "failure": failure})
@@ -293,6 +357,7 @@ def submit_rescore(
     until: datetime | None,
     camera_id: int | None,
     created_by: str | None = None,
+    alert: bool = False,
 ) -> dict[str, Any]:
     repo = BatchRepository(svc.db)
     photos = repo.stored_photos(park["id"], since, until, camera_id)
@@ -304,6 +369,7 @@ def submit_rescore(
         purpose="rescore",
         items=items,
         source=source,
+        alert=alert,
         created_by=created_by,
     )
     _flush(svc, batch)
@@ -331,6 +397,7 @@ def status(
         if finished is not None:
             write_results(svc, finished)
         batch = repo.get(batch["id"]) or batch
+    open_past_alerts(svc, batch)  # a run whose alerts were not opened yet (its last message failed)
     progress = repo.progress(batch["id"])
     out: dict[str, Any] = {
         "request_id": str(batch["request_id"]),
@@ -359,8 +426,8 @@ def cancel(svc, batch: dict[str, Any]) -> dict[str, Any]:
     return status(svc, repo.get(batch["id"]) or batch, top_up=False)
 
 
-def rescore_report(svc, batch: dict[str, Any]) -> dict[str, Any]:
-    """What the re-scoring run changed, by camera (functions/domain/rescore.py decides)."""
+def _rescore_changes(svc, batch: dict[str, Any]):
+    """(rows, changes by camera id) of a re-scoring run (functions/domain/rescore.py ``compare``)."""
     repo = BatchRepository(svc.db)
     rows = repo.rescore_rows(batch["id"])
     photos = [
@@ -380,18 +447,56 @@ def rescore_report(svc, batch: dict[str, Any]) -> dict[str, Any]:
     ]
     cameras = {p.camera_id for p in photos}
     rules_of = {cam: effective_rules(*repo.rule_layers(batch["park_id"], cam)) for cam in cameras}
-    changes = compare(photos, rules_of)
-    models = {(r["old_model"], r["old_version"]) for r in rows}
-    new_models = {(r["new_model"], r["new_version"]) for r in rows}
+    return rows, compare(photos, rules_of)
+
+
+def _models(rows: list[dict[str, Any]], which: str) -> list[str]:
+    return sorted({f"{r[f'{which}_model']} {r[f'{which}_version']}" for r in rows})
+
+
+def open_past_alerts(svc, batch: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``trapalert rescore --alert``: once the run is done, one alert (kind ``rescore``) per event that would
+    have fired and did not, delivered to the park's channels like any alert (its SendAlert through the
+    outbox, flushed here with the run's scope). Once per run: None when there is nothing to do (not such a
+    run, not done, or its alerts were opened already); a run cancelled opens none."""
+    if (
+        batch.get("purpose") != "rescore"
+        or not batch.get("alert")
+        or batch.get("state") != "done"
+        or batch.get("alerted_at") is not None
+    ):
+        return None
+    rows, changes = _rescore_changes(svc, batch)
+    found = past_alerts(
+        changes,
+        run=str(batch["request_id"]),
+        old_models=_models(rows, "old"),
+        new_models=_models(rows, "new"),
+    )
+    opened = BatchRepository(svc.db).open_past_alerts(batch["id"], found)
+    if opened is None:
+        return None
+    for a in opened:
+        metrics.alert_raised(kind="rescore", reason="rescore")
+        log.info("re-scoring run %s: alert %s for %s", batch["request_id"], a["alert_id"], a["event"])
+    _flush(svc, batch)
+    return opened
+
+
+def rescore_report(svc, batch: dict[str, Any]) -> dict[str, Any]:
+    """What the re-scoring run changed, by camera (functions/domain/rescore.py decides)."""
+    rows, changes = _rescore_changes(svc, batch)
     return {
         "request_id": str(batch["request_id"]),
         "state": batch["state"],
-        "photos": len(photos),
-        "old_models": sorted(f"{m} {v}" for m, v in models),
-        "new_models": sorted(f"{m} {v}" for m, v in new_models),
+        "photos": len(rows),
+        "old_models": _models(rows, "old"),
+        "new_models": _models(rows, "new"),
         "would_have_fired": sum(len(c.new_alerts) for c in changes.values()),
         "would_not_have_fired": sum(len(c.lost_alerts) for c in changes.values()),
         "cameras": [c.to_json() for _, c in sorted(changes.items(), key=lambda kv: kv[1].camera)],
+        "alert": bool(batch.get("alert")),
+        "alerts_opened": BatchRepository(svc.db).past_alerts_of(batch["id"]),
     }
 
 

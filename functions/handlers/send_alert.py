@@ -427,7 +427,8 @@ def build_notice(
     """The notice of ``alert`` (composed by functions/notify/compose.py); ``defer(task)`` receives work
     that may run after (caching the photo)."""
     view = AlertView.from_row(alert)
-    detections = detection_refs(repo.detections(view.best_image_id)) if view.best_image_id is not None else []
+    found = repo.detections(view.best_image_id, alert) if view.best_image_id is not None else []
+    detections = detection_refs(found)
     notice = alert_notice(view, detections, correlation_id=str(msg.correlation_id))
     if view.best_image_id is None or not alert["image_blob"]:
         return notice
@@ -452,7 +453,9 @@ def _photo(
         log.warning("alert %s: no photo link (%s)", alert["id"], exc)
     # Named after the original (<park>/<camera>/<date>/<sha256>), so the park's photo retention rule covers
     # it and a recreated database (ids start again) never picks up another photo's drawing.
-    cache_name = f"{alert['image_blob'].rsplit('.', 1)[0]}-v{ANNOTATION_VERSION}.jpg"
+    # A re-scoring alert draws the new model's boxes: a drawing of its own.
+    rescore = f"-rescore{alert['id']}" if alert.get("kind") == "rescore" else ""
+    cache_name = f"{alert['image_blob'].rsplit('.', 1)[0]}-v{ANNOTATION_VERSION}{rescore}.jpg"
     try:
         return storage.get_blob(names.ANNOTATED_CONTAINER, cache_name), url
     except Exception:  # noqa: BLE001 - not cached yet (or storage trouble: try the original below)

@@ -23,10 +23,12 @@ import struct
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from PIL import Image, UnidentifiedImageError
 
+from .. import names
 from ..statuses import AttachmentStatus
 from .reasons import (
     CORRUPT_IMAGE,
@@ -89,6 +91,44 @@ class ImageCheck:
     gps_longitude: float | None = None
     orientation: int | None = None
 
+    def facts(self) -> dict[str, Any]:
+        """What an images row records of the checked bytes (its columns of the same names)."""
+        return {
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "width": self.width,
+            "height": self.height,
+            "taken_at": self.taken_at,
+            "taken_at_source": self.taken_at_source,
+            "gps_latitude": self.gps_latitude,
+            "gps_longitude": self.gps_longitude,
+            "orientation": self.orientation,
+        }
+
+    def time_metadata(self) -> dict[str, str]:
+        """The photo's time as blob metadata."""
+        return {
+            "taken_at": self.taken_at.isoformat() if self.taken_at else "",
+            "taken_at_source": self.taken_at_source or "",
+        }
+
+
+def new_check(data: bytes, email_date: datetime | None, received_at: datetime) -> ImageCheck:
+    """The check every photo or clip starts from: ``rejected``, its sha256, size and fallback time; no
+    bytes at all: reason EMPTY_ATTACHMENT, and nothing more to check."""
+    check = ImageCheck(
+        status="rejected", reason=None, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
+    )
+    _fallback_time(check, email_date, received_at)
+    if not data:
+        check.reason = EMPTY_ATTACHMENT
+    return check
+
+
+def media_type(declared_type: str | None) -> str:
+    """A declared Content-Type without its parameters, lower case ("" when none)."""
+    return (declared_type or "").lower().split(";")[0].strip()
+
 
 def zone(name: str | None) -> ZoneInfo | timezone:
     try:
@@ -107,16 +147,12 @@ def inspect_image(
     received_at: datetime,
 ) -> ImageCheck:
     """Check one attachment; never raises for bad input (the reason says what is wrong)."""
-    check = ImageCheck(
-        status="rejected", reason=None, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
-    )
-    _fallback_time(check, email_date, received_at)
+    check = new_check(data, email_date, received_at)
     if not data:
-        check.reason = EMPTY_ATTACHMENT
         return check
     fmt = sniff(data)
     check.format = fmt
-    declared = (declared_type or "").lower().split(";")[0].strip()
+    declared = media_type(declared_type)
     if fmt is None:
         if declared in ("image/jpeg", "image/jpg", "image/pjpeg", "image/png"):
             check.reason = with_detail(
@@ -279,3 +315,40 @@ def blob_name(park_slug: str, camera_name: str, check: ImageCheck, tz: str | Non
     taken = check.taken_at or datetime.now(UTC)
     day = taken.astimezone(zone(tz)).date().isoformat()
     return f"{path_segment(park_slug)}/{path_segment(camera_name)}/{day}/{check.sha256}.{check.ext or 'bin'}"
+
+
+def store_photo(
+    storage,
+    data: bytes,
+    check: ImageCheck,
+    *,
+    park_slug: str,
+    park_id: int,
+    camera_name: str,
+    camera_id: int,
+    tz: str | None,
+    correlation_id: str,
+    filename: str,
+    **extra: str,
+) -> str:
+    """Put a stored photo or clip (emailed, uploaded or fetched by link) in the images container under its
+    :func:`blob_name`; the name. Its metadata: park and camera (names and ids), sha256, correlation id, file
+    name, then ``extra``. Deterministic name: a retry writes the same blob."""
+    name = blob_name(park_slug, camera_name, check, tz)
+    storage.put_blob(
+        names.IMAGES_CONTAINER,
+        name,
+        data,
+        content_type=check.content_type,
+        metadata={
+            "park": park_slug,
+            "park_id": str(park_id),
+            "camera": camera_name,
+            "camera_id": str(camera_id),
+            "sha256": check.sha256,
+            "correlation_id": correlation_id,
+            "filename": filename,
+            **extra,
+        },
+    )
+    return name

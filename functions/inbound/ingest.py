@@ -56,7 +56,7 @@ from .identify import (
     recipients_of,
     senders_of,
 )
-from .images import blob_name
+from .images import store_photo
 from .parse_sendgrid import InboundEmail, parse_request
 from .reasons import Rejected, with_detail
 from .video import inspect_attachment
@@ -451,23 +451,18 @@ def process_images(
         )
         reason, name = check.reason, None
         if check.status == "stored":
-            name = blob_name(park["slug"], camera["name"], check, tz)
-            svc.storage.put_blob(
-                names.IMAGES_CONTAINER,
-                name,
+            name = store_photo(
+                svc.storage,
                 att.data,
-                content_type=check.content_type,
-                metadata={
-                    "park": park["slug"],
-                    "park_id": str(park["id"]),
-                    "camera": camera["name"],
-                    "camera_id": str(camera["id"]),
-                    "sha256": check.sha256,
-                    "correlation_id": cid,
-                    "filename": att.filename or "",
-                    "taken_at": check.taken_at.isoformat() if check.taken_at else "",
-                    "taken_at_source": check.taken_at_source or "",
-                },
+                check,
+                park_slug=park["slug"],
+                park_id=park["id"],
+                camera_name=camera["name"],
+                camera_id=camera["id"],
+                tz=tz,
+                correlation_id=cid,
+                filename=att.filename or "",
+                **check.time_metadata(),
             )
             if att.filename_changed and att.original_filename:
                 reason = with_detail(
@@ -482,18 +477,10 @@ def process_images(
                 camera_id=camera["id"],
                 filename=att.filename,
                 content_type=check.content_type or att.content_type,
-                sha256=check.sha256,
                 blob_name=name,
-                size_bytes=check.size_bytes,
-                width=check.width,
-                height=check.height,
-                taken_at=check.taken_at,
-                taken_at_source=check.taken_at_source,
-                gps_latitude=check.gps_latitude,
-                gps_longitude=check.gps_longitude,
-                orientation=check.orientation,
                 reason=reason,
                 proofs=proofs,
+                **check.facts(),
             )
         )
     return out

@@ -21,7 +21,6 @@ for every brand: the local stand-ins of the tests cannot have a public certifica
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,9 +29,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .. import names
 from ..adapters.link_photos_repo import LinkPhotosRepository
-from .images import blob_name, inspect_image
+from .images import inspect_image, store_photo
 
 log = logging.getLogger(__name__)
 
@@ -228,39 +226,28 @@ def resolve_link_photo(svc, image_id: int, client: httpx.Client | None = None) -
     exif_time = check.taken_at_source == "exif"
     taken_at = check.taken_at if exif_time else row["taken_at"]
     check.taken_at = taken_at
-    name = blob_name(row["park_slug"], row["camera_name"], check, row["tz"])
-    svc.storage.put_blob(
-        names.IMAGES_CONTAINER,
-        name,
+    name = store_photo(
+        svc.storage,
         fetched.data,
-        content_type=check.content_type,
-        metadata={
-            "park": row["park_slug"],
-            "park_id": str(row["park_id"]),
-            "camera": row["camera_name"],
-            "camera_id": str(row["camera_id"]),
-            "sha256": check.sha256,
-            "correlation_id": str(row["correlation_id"]),
-            "filename": row["filename"] or "",
-            "source": "link",
-        },
+        check,
+        park_slug=row["park_slug"],
+        park_id=row["park_id"],
+        camera_name=row["camera_name"],
+        camera_id=row["camera_id"],
+        tz=row["tz"],
+        correlation_id=str(row["correlation_id"]),
+        filename=row["filename"] or "",
+        source="link",
     )
     status, reason = repo.store_fetched(
         image_id,
         {
             "status": "stored",
             "reason": None,
-            "sha256": hashlib.sha256(fetched.data).hexdigest(),
             "blob_name": name,
-            "size_bytes": check.size_bytes,
             "content_type": check.content_type,
-            "width": check.width,
-            "height": check.height,
-            "taken_at": taken_at,
+            **check.facts(),
             "taken_at_source": "exif" if exif_time else row["taken_at_source"],
-            "gps_latitude": check.gps_latitude,
-            "gps_longitude": check.gps_longitude,
-            "orientation": check.orientation,
         },
     )
     log.info("link photo %s fetched: %s", image_id, status, extra={"image_id": image_id, "reason": reason})

@@ -36,12 +36,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .. import names
 from ..adapters.audit_repo import AuditRepository
 from ..adapters.inbound_repo import EmailRecord, ImageRecord, InboundRepository, email_scope
 from ..adapters.parks import ParkRepository, RegistryError
 from ..statuses import AuditVia
-from .images import blob_name
+from .images import store_photo
 from .video import inspect_attachment
 
 log = logging.getLogger(__name__)
@@ -277,25 +276,20 @@ def _one(
     if check.status != "stored":
         return {"file": f.name, "status": check.status, "image_id": None, "reason": check.reason}
     cid = str(uuid.uuid4())
-    name = blob_name(park["slug"], camera["name"], check, tz)
-    svc.storage.put_blob(
-        names.IMAGES_CONTAINER,
-        name,
+    name = store_photo(
+        svc.storage,
         data,
-        content_type=check.content_type,
-        metadata={
-            "park": park["slug"],
-            "park_id": str(park["id"]),
-            "camera": camera["name"],
-            "camera_id": str(camera["id"]),
-            "sha256": check.sha256,
-            "correlation_id": cid,
-            "filename": f.name.encode("ascii", "replace").decode()[:200],
-            "uploader": uploader.encode("ascii", "replace").decode()[:100],
-            "upload_id": upload_id,
-            "taken_at": check.taken_at.isoformat() if check.taken_at else "",
-            "taken_at_source": check.taken_at_source or "",
-        },
+        check,
+        park_slug=park["slug"],
+        park_id=park["id"],
+        camera_name=camera["name"],
+        camera_id=camera["id"],
+        tz=tz,
+        correlation_id=cid,
+        filename=f.name.encode("ascii", "replace").decode()[:200],
+        uploader=uploader.encode("ascii", "replace").decode()[:100],
+        upload_id=upload_id,
+        **check.time_metadata(),
     )
     record = EmailRecord(
         dedupe_key=key,
@@ -318,18 +312,10 @@ def _one(
         camera_id=camera["id"],
         filename=f.name.rsplit("/", 1)[-1][:200],
         content_type=check.content_type,
-        sha256=check.sha256,
         blob_name=name,
-        size_bytes=check.size_bytes,
-        width=check.width,
-        height=check.height,
-        taken_at=check.taken_at,
-        taken_at_source=check.taken_at_source,
-        gps_latitude=check.gps_latitude,
-        gps_longitude=check.gps_longitude,
-        orientation=check.orientation,
         proofs=[],
         lane="bulk",
+        **check.facts(),
     )
     email_id, created, stored = repo.record(record, [image])
     if not created:  # a concurrent upload of the same photo got there first

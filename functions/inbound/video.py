@@ -20,11 +20,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
-from .images import ImageCheck, _fallback_time, inspect_image, sniff
-from .reasons import EMPTY_ATTACHMENT, with_detail
+from .images import ImageCheck, inspect_image, media_type, new_check, sniff
+from .reasons import with_detail
 
 UNSUPPORTED_VIDEO = "unsupported_video"  # unsupported: declared/named a video, but no container we read
 VIDEO_TOO_LARGE = "video_too_large"  # rejected: over VIDEO_MAX_BYTES
@@ -68,8 +67,8 @@ def sniff_video(data: bytes) -> str | None:
 
 
 def looks_like_video(declared_type: str | None, filename: str | None) -> bool:
-    declared = (declared_type or "").lower().split(";")[0].strip()
-    return declared.startswith("video/") or (filename or "").lower().endswith(VIDEO_EXTENSIONS)
+    named = (filename or "").lower().endswith(VIDEO_EXTENSIONS)
+    return media_type(declared_type).startswith("video/") or named
 
 
 def is_video(content_type: str | None) -> bool:
@@ -87,15 +86,11 @@ def inspect_video(
     received_at: datetime,
 ) -> ImageCheck:
     """Check one attachment that is (or claims to be) a clip; never raises for bad input."""
-    check = ImageCheck(
-        status="rejected", reason=None, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
-    )
-    _fallback_time(check, email_date, received_at)
+    check = new_check(data, email_date, received_at)
     if not data:
-        check.reason = EMPTY_ATTACHMENT
         return check
     if fmt is None:
-        declared = (declared_type or "").lower().split(";")[0].strip() or "no declared type"
+        declared = media_type(declared_type) or "no declared type"
         check.status = "unsupported"
         check.reason = with_detail(UNSUPPORTED_VIDEO, f"{declared}, but not an MP4, MOV or AVI container")
         return check

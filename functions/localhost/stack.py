@@ -38,6 +38,7 @@ import httpx
 
 from .. import names
 from ..adapters.storage import Storage
+from ..console.urls import console_url
 from .services import (
     PROJECT_ROOT,
     Azurite,
@@ -521,7 +522,7 @@ class Stack:
 
         key = values.get("TRAPALERT_LOCAL_FUNCTION_KEY", "")
         state["webhook_url"] = f"http://127.0.0.1:{host_port}/api/{names.INBOUND_ROUTE}?code={key}"
-        state["console_url"] = f"http://127.0.0.1:{host_port}/api/console/map"  # sign in: console login-url
+        state["console_url"] = console_url(f"http://127.0.0.1:{host_port}")  # sign in: console login-url
         state["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
         state["startup_s"] = round(time.perf_counter() - started, 2)
         state["phase"] = "ready"

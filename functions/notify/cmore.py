@@ -73,7 +73,7 @@ from .base import (
     http_url,
     parse_config,
 )
-from .http import Transport, ambiguous
+from .http import Transport, ambiguous, body_of
 
 log = logging.getLogger(__name__)
 
@@ -357,12 +357,7 @@ class CmoreNotifier:
                 f"{where} / {self.config.password_setting}",
                 status=response.status_code,
             )
-        answer: Any = None
-        if response.content:
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = response.text
+        answer = body_of(response)
         token = answer if isinstance(answer, str) else None
         if isinstance(answer, dict):
             for key in ("token", "securityToken", "access_token", "Token", "accessToken"):
@@ -403,12 +398,7 @@ class CmoreNotifier:
             response = self._transport.request(method, path, what=what, headers=headers, accept=(401,), **kw)
             if response.status_code == 401:
                 raise PermanentDeliveryError(f"CMORE {what}: 401 again right after a fresh login", status=401)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
+        return body_of(response)
 
     # ------------------------------------------------------------------------------------ tags
     def load_catalogue(self) -> Catalogue:

@@ -55,7 +55,8 @@ class AlertView(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
-    kind: Literal["detection", "health"] = "detection"
+    # rescore: a re-scoring finding about the past (`trapalert rescore --alert`), told as a new alert
+    kind: Literal["detection", "health", "rescore"] = "detection"
     park: ParkRef
     camera: CameraRef
     categories: tuple[str, ...] = ()
@@ -75,7 +76,7 @@ class AlertView(BaseModel):
         health = row["kind"] == "health"
         return cls(
             id=row["id"],
-            kind="health" if health else "detection",
+            kind=row["kind"] if row["kind"] in ("health", "rescore") else "detection",
             park=ParkRef(id=row["park_id"], slug=row["park_slug"], name=row["park_name"]),
             camera=CameraRef(
                 id=row["camera_id"],
@@ -125,6 +126,16 @@ def _summary(view: AlertView, what: str) -> str:
             return f"Camera {camera} is back to normal."
         return f"Camera {camera} needs attention (a silent camera may have been stolen)."
     n = view.image_count
+    if view.kind == "rescore":
+        found = view.details.get("rescore") or {}
+        old = ", ".join(found.get("old_models") or []) or "the model of the time"
+        new = ", ".join(found.get("new_models") or []) or "the current model"
+        return (
+            f"Re-scoring finding about the past, not a live alert: the current model ({new}) sees {what} "
+            f"with up to {view.max_conf:.0%} confidence in {n} photo{'s' if n != 1 else ''} camera {camera} "
+            f"took from {view.started_at:%Y-%m-%d %H:%M} UTC, for which no alert was sent at the time "
+            f"({old})."
+        )
     return (
         f"{what.capitalize()} seen by camera {camera} with up to {view.max_conf:.0%} "
         f"confidence ({n} photo{'s' if n != 1 else ''})."

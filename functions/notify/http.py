@@ -126,6 +126,17 @@ def error_for_response(
     return err
 
 
+def body_of(response: httpx.Response) -> Any:
+    """An answer's JSON; None for an empty body (write endpoints of some services send one), the raw text
+    when the body is not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
 def ambiguous(exc: BaseException) -> bool:
     """Whether a failed request may have been carried out by the server anyway.
 
@@ -214,13 +225,7 @@ class Transport:
     def json(self, method: str, url: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the answer's JSON (None for an empty 2xx body, which write endpoints of
         some services send; the raw text when the body is not JSON)."""
-        response = self.request(method, url, **kwargs)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
+        return body_of(self.request(method, url, **kwargs))
 
     def close(self) -> None:
         self.client.close()
@@ -237,6 +242,7 @@ __all__ = [
     "TRANSIENT_STATUSES",
     "Transport",
     "ambiguous",
+    "body_of",
     "error_for_response",
     "error_for_status",
     "parse_retry_after",

@@ -20,14 +20,13 @@ the config before the adapter's model sees it.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 from collections.abc import Iterable
-from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import BaseModel
 
+from ..plugins import discover, load_ref, origins
 from .base import (
     AlertNotice,
     Channel,
@@ -55,40 +54,22 @@ BUILTIN_ADAPTERS: dict[str, str] = {
 }
 
 
-def _load(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _third_party() -> dict[str, Any]:
     """kind -> EntryPoint, read fresh each time (cheap; lets a newly installed adapter appear)."""
-    found: dict[str, Any] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BUILTIN_ADAPTERS:
-            log.warning(
-                "entry point %s=%s ignored: %r is a built-in channel kind", ep.name, ep.value, ep.name
-            )
-            continue
-        found.setdefault(ep.name, ep)
-    return found
+    return discover(
+        ENTRY_POINT_GROUP, BUILTIN_ADAPTERS, log, "entry point %s=%s ignored: %r is a built-in channel kind"
+    )
 
 
 def available_kinds() -> dict[str, str]:
     """Every channel kind this process can deliver to, with where its adapter comes from."""
-    kinds = {k: f"builtin {v}" for k, v in BUILTIN_ADAPTERS.items()}
-    for name, ep in _third_party().items():
-        dist = getattr(ep, "dist", None)
-        kinds[name] = f"entry point {ep.value}" + (f" ({dist.name} {dist.version})" if dist else "")
-    return kinds
+    return origins(BUILTIN_ADAPTERS, _third_party())
 
 
 def load_factory(kind: str) -> Any:
     """The adapter factory for ``kind``; ChannelConfigError for an unknown kind or a broken plugin."""
     if kind in BUILTIN_ADAPTERS:
-        return _load(BUILTIN_ADAPTERS[kind])
+        return load_ref(BUILTIN_ADAPTERS[kind])
     ep = _third_party().get(kind)
     if ep is None:
         known = ", ".join(sorted(available_kinds()))

@@ -49,7 +49,8 @@ _SECURITY_HEADERS = {
 }
 
 
-def _default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """What json.dumps writes for the values rows hold besides JSON's own (the ops API, the console)."""
     if isinstance(o, datetime | date):
         return o.isoformat()
     if isinstance(o, Decimal):
@@ -59,7 +60,7 @@ def _default(o: Any) -> Any:
 
 def json_response(data: Any, status_code: int = 200) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(data, default=_default),
+        json.dumps(data, default=json_default),
         status_code=status_code,
         mimetype="application/json",
         headers=dict(_SECURITY_HEADERS),

@@ -204,7 +204,8 @@ def test_a_clip_from_an_sd_card_is_stored_as_video_on_the_bulk_lane(svc, tmp_pat
 
 
 def test_a_lost_upload_message_is_swept_back_onto_the_bulk_lane_once_it_drained(svc):
-    """The sweeper never moves an upload's backlog onto the live lane, and waits while the bulk lane is busy."""
+    """The sweeper never moves an upload's backlog onto the live lane, and waits while the bulk lane is
+    busy."""
     from functions.handlers import sweeper
 
     got = upload(svc, photos(1))
@@ -221,4 +222,7 @@ def test_a_lost_upload_message_is_swept_back_onto_the_bulk_lane_once_it_drained(
     assert svc.storage.queue_depth(names.BULK_IMAGE_QUEUE) == 1
     row = svc.db.fetchone("SELECT queue, body FROM outbox WHERE key LIKE 'sweep:image:%'")
     body = row["body"] if isinstance(row["body"], dict) else json.loads(row["body"])
-    assert row["queue"] == names.BULK_IMAGE_QUEUE and (body["purpose"], body["image_id"]) == ("upload", image_id)
+    assert row["queue"] == names.BULK_IMAGE_QUEUE and (body["purpose"], body["image_id"]) == (
+        "upload",
+        image_id,
+    )

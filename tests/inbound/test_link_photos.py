@@ -140,7 +140,7 @@ class StubScoring:
     def __init__(self):
         self.seen: list[bytes] = []
 
-    def detect(self, data, *, filename, content_type):
+    def detect(self, data, *, filename, content_type, lane="live"):
         self.seen.append(data)
         return ImageScore(detector="stub", detector_version="0", detections=[], night=False)
 

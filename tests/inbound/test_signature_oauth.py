@@ -158,7 +158,8 @@ def test_header_names_are_sendgrids():
 
 def test_the_webhook_answers_401_403_or_goes_on_by_the_bearer_token(monkeypatch):
     """process-email applies the OAuth option: no token 401, a token of another provider 403, nothing stored;
-    a valid token lets the email through to ingest (here a database outage, answered 503 for SendGrid's retry)."""
+    a valid token lets the email through to ingest (here a database outage, answered 503 for SendGrid's
+    retry)."""
     import azure.functions as func
 
     from functions.db import DatabaseUnavailable

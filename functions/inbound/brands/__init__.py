@@ -25,12 +25,11 @@ this process knows.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import Any
 
+from ...plugins import discover, load_ref, origins
 from ..parse_sendgrid import InboundEmail
 from .common import Brand, BrandReading, ExifReader, PhotoRef, exif_reader, parse_status
 
@@ -65,14 +64,9 @@ BUILTIN_BRANDS: dict[str, str] = {
 FALLBACK = "generic"
 
 
-def _load(ref: str) -> Any:
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 @lru_cache(maxsize=1)
 def _builtins() -> dict[str, Brand]:
-    return {name: _load(ref) for name, ref in BUILTIN_BRANDS.items()}
+    return {name: load_ref(ref) for name, ref in BUILTIN_BRANDS.items()}
 
 
 def refresh() -> None:
@@ -86,13 +80,9 @@ def refresh() -> None:
 def _third_party() -> dict[str, Any]:
     """name -> EntryPoint; discovered once per process (scanning the installed distributions takes ~10 ms,
     too much for every email): a newly installed brand appears at the next start, or after ``refresh()``."""
-    found: dict[str, Any] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BUILTIN_BRANDS:
-            log.warning("camera brand entry point %s=%s ignored: %r is built in", ep.name, ep.value, ep.name)
-            continue
-        found.setdefault(ep.name, ep)
-    return found
+    return discover(
+        ENTRY_POINT_GROUP, BUILTIN_BRANDS, log, "camera brand entry point %s=%s ignored: %r is built in"
+    )
 
 
 def _instance(obj: Any) -> Brand:
@@ -129,11 +119,7 @@ def _loaded() -> dict[str, Brand]:
 
 def available_brands() -> dict[str, str]:
     """Every brand name with where it comes from (``builtin <module>`` / ``entry point <ref> (<dist>)``)."""
-    kinds = {k: f"builtin {v}" for k, v in BUILTIN_BRANDS.items()}
-    for name, ep in _third_party().items():
-        dist = getattr(ep, "dist", None)
-        kinds[name] = f"entry point {ep.value}" + (f" ({dist.name} {dist.version})" if dist else "")
-    return kinds
+    return origins(BUILTIN_BRANDS, _third_party())
 
 
 def detect(email: InboundEmail, candidates: dict[str, Brand] | None = None) -> tuple[str, Brand]:
