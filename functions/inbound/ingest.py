@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ from .reasons import Rejected, with_detail
 from .video import inspect_attachment
 
 log = logging.getLogger(__name__)
+
+# A DatabaseUnavailable this soon means a dead pooled connection, not an outage: worth one fresh try.
+FRESH_TRY_WITHIN_S = 1.0
 
 
 @dataclass
@@ -95,10 +99,16 @@ def receive(body: bytes, headers: Mapping[str, str], svc, *, correlation_id: str
     """Process one SendGrid POST (already authenticated). Raises DatabaseUnavailable / StorageUnavailable /
     azure errors on transient failures; everything about the email itself ends in an Outcome."""
     cid = correlation_id or str(uuid.uuid4())
+    started = time.monotonic()
     try:
         return _receive(body, headers, svc, cid)
     except DatabaseUnavailable:
-        # A pooled connection may have died with a database restart; one fresh try before answering 5xx.
+        # A pooled connection may have died with a database restart: one fresh try before answering 5xx.
+        # Not after the pool already waited out a failover (DATABASE_FAILOVER_WAIT_S): a second wait would
+        # keep SendGrid's request open for twice as long, and its own retry is the mechanism for longer
+        # outages (the webhook answers 503 promptly).
+        if time.monotonic() - started > FRESH_TRY_WITHIN_S:
+            raise
         log.warning("database unavailable; trying once more")
         return _receive(body, headers, svc, cid)
 
