@@ -45,8 +45,7 @@ from ..adapters.parks import ParkRepository, RegistryError, token_hash
 from ..db import DatabaseUnavailable
 from ..statuses import EmailOutcome
 from . import reasons
-from .brands import BrandReading, read_email
-from .camera_status import camera_status
+from .brands import BrandReading, parse_status, read_email
 from .identify import (
     Claims,
     Identification,
@@ -198,7 +197,7 @@ def _receive(body: bytes, headers: Mapping[str, str], svc, cid: str) -> Outcome:
             record.status, record.reason = "accepted", None
         if record.status == "accepted":
             # health facts only from accepted mail: the brand's reading, else the generic status line
-            facts = camera_status(email.subject or "", email.text or "")
+            facts = parse_status(email.subject or "", email.text or "")
             facts.update(reading.status())
             record.meta.update(facts)
 

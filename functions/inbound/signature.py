@@ -40,6 +40,7 @@ import base64
 import binascii
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -248,14 +249,9 @@ def authenticate(headers: Mapping[str, str], body: bytes, settings, *, now: floa
         _verifier(settings).verify(headers, now=now)
 
 
-_public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
-
-
+@lru_cache(maxsize=2)
 def _public_key(text: str) -> ec.EllipticCurvePublicKey:
-    if text not in _public_keys:
-        _public_keys.clear()
-        _public_keys[text] = load_public_key(text)
-    return _public_keys[text]
+    return load_public_key(text)
 
 
 # -- the sending side, for tests, benchmarks and `trapalert simulate` ------------------------------------

@@ -312,16 +312,6 @@ def parse_config(model: type[BaseModel], channel: Channel) -> Any:
         ) from None
 
 
-def __getattr__(name: str) -> Any:
-    """``parse_retry_after`` and ``error_for_status`` moved to :mod:`functions.notify.http` (the one HTTP
-    transport); importing them from here keeps working."""
-    if name in ("parse_retry_after", "error_for_status"):
-        from . import http
-
-        return getattr(http, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def redact(text: str, *secrets: str | None) -> str:
     """Replace every secret value occurring in ``text`` (for messages built from remote answers)."""
     for s in secrets:

@@ -1,10 +1,11 @@
-"""Battery and temperature read from camera emails (the keys camera health reads)."""
+"""Battery and temperature read from camera emails (the keys camera health reads): the one status parser,
+functions/inbound/brands/common.py parse_status."""
 
 from __future__ import annotations
 
 import pytest
 
-from functions.inbound.camera_status import camera_status
+from functions.inbound.brands import parse_status as camera_status
 
 
 @pytest.mark.parametrize(

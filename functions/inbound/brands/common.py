@@ -224,7 +224,7 @@ def parse_sd(text: str, email: InboundEmail | None = None) -> tuple[float | None
 def parse_status(subject: str, text: str, email: InboundEmail | None = None) -> dict[str, float | bool]:
     """Battery, SD card and temperature a camera reports in its subject and body (the first of each wins):
     the keys battery_pct, battery_low, sd_free_mb, sd_total_mb, temperature_c, each only when reported.
-    (Replaces functions/inbound/camera_status.py's parsing; ``camera_status()`` may call this.)"""
+    (The one parser of these facts: the brands and process-email's status line both use it.)"""
     haystack = f"{subject[:MAX_SUBJECT_CHARS]}\n{text[:MAX_TEXT_CHARS]}"
     out: dict[str, float | bool] = {}
     pct, low = parse_battery(haystack, email)
